@@ -8,6 +8,10 @@
 //! - Model-input steps (windows, resize, normalisation) recorded as provenance.
 
 pub mod error;
+pub mod lut;
+pub mod nifti;
+pub mod raster;
+pub mod resample;
 pub mod volume;
 
 pub use error::{IngestError, Result};
