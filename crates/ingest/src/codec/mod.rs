@@ -1,0 +1,3 @@
+//! Image codecs we implement ourselves where the DICOM stack has none.
+
+pub mod jpeg_dct;
