@@ -7,6 +7,7 @@
 //! - Series assembly into [`Volume`]s with spacing, origin and direction cosines.
 //! - Model-input steps (windows, resize, normalisation) recorded as provenance.
 
+pub mod codec;
 pub mod error;
 pub mod lut;
 pub mod nifti;
