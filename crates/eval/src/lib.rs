@@ -5,6 +5,9 @@
 //! taxonomy applied) → predictions are read or produced by a model → a [`Protocol`] judges each
 //! (question, prediction) pair into a [`Judgement`] → aggregation builds the summary and reports.
 
+pub mod datasets;
+pub mod error;
+pub mod taxonomy;
 pub mod types;
 
 pub use types::{AnswerType, Judgement, Protocol, Question};
