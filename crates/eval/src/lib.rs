@@ -5,8 +5,14 @@
 //! taxonomy applied) → predictions are read or produced by a model → a [`Protocol`] judges each
 //! (question, prediction) pair into a [`Judgement`] → aggregation builds the summary and reports.
 
+pub mod baselines;
+pub mod compare;
 pub mod datasets;
 pub mod error;
+pub mod predictions;
+pub mod report;
+pub mod run;
+pub mod summary;
 pub mod taxonomy;
 pub mod types;
 
