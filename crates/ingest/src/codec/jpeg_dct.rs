@@ -90,7 +90,9 @@ pub enum JpegDctError {
         offset: usize,
     },
     /// A marker that this decoder cannot honour (e.g. DNL, DAC) or that is out of place.
-    #[error("unexpected or unsupported marker {marker} (FF{code:02X}) at offset {offset}: {reason}")]
+    #[error(
+        "unexpected or unsupported marker {marker} (FF{code:02X}) at offset {offset}: {reason}"
+    )]
     UnexpectedMarker {
         marker: &'static str,
         code: u8,
@@ -98,9 +100,7 @@ pub enum JpegDctError {
         reason: &'static str,
     },
     /// The frame declares more samples than [`MAX_SAMPLES`].
-    #[error(
-        "SOF frame {width}x{height}x{components} has more samples than the limit of {limit}"
-    )]
+    #[error("SOF frame {width}x{height}x{components} has more samples than the limit of {limit}")]
     TooLarge {
         width: u16,
         height: u16,
@@ -150,9 +150,9 @@ pub fn decode(data: &[u8]) -> Result<DecodedJpeg> {
 
 /// Zig-zag index → natural (row-major) coefficient index (T.81 Figure A.6).
 const ZIGZAG: [usize; 64] = [
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27,
-    20, 13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58,
-    59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
+    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
+    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 ];
 
 /// Short name of a marker code, for error messages (T.81 Table B.1).
@@ -525,7 +525,11 @@ impl<'a> Decoder<'a> {
                 0xDD => {
                     let seg = self.segment(code, at)?;
                     if seg.len() != 2 {
-                        return Err(invalid("DRI", at, format!("length {} instead of 4", seg.len() + 2)));
+                        return Err(invalid(
+                            "DRI",
+                            at,
+                            format!("length {} instead of 4", seg.len() + 2),
+                        ));
                     }
                     self.restart_interval = u16::from_be_bytes([seg[0], seg[1]]);
                 }
@@ -533,8 +537,8 @@ impl<'a> Decoder<'a> {
                     let seg = self.segment(code, at)?;
                     self.read_scan(at, seg)?;
                 }
-                // APPn, COM and the reserved JPGn segments carry nothing we need.
-                0xE0..=0xEF | 0xFE | 0xF0..=0xFD => {
+                // APPn (E0–EF), the reserved JPGn (F0–FD) and COM (FE) carry nothing we need.
+                0xE0..=0xFE => {
                     self.segment(code, at)?;
                 }
                 // Stray RSTn / TEM between segments: parameterless, ignored as libjpeg does.
@@ -543,10 +547,18 @@ impl<'a> Decoder<'a> {
                     return Err(unexpected(code, at, "second SOI inside the codestream"));
                 }
                 0xDC => {
-                    return Err(unexpected(code, at, "frame height defined by DNL is not supported"));
+                    return Err(unexpected(
+                        code,
+                        at,
+                        "frame height defined by DNL is not supported",
+                    ));
                 }
                 0xCC => {
-                    return Err(unexpected(code, at, "arithmetic coding conditioning (DAC) is not supported"));
+                    return Err(unexpected(
+                        code,
+                        at,
+                        "arithmetic coding conditioning (DAC) is not supported",
+                    ));
                 }
                 0xDE | 0xDF => {
                     return Err(JpegDctError::UnsupportedFrame {
@@ -586,14 +598,17 @@ impl<'a> Decoder<'a> {
         }
         let start = self.pos + 2;
         let end = self.pos + len;
-        let seg = self.data.get(start..end).ok_or_else(|| JpegDctError::TruncatedSegment {
-            marker: name,
-            offset: at,
-            reason: format!(
-                "length field says {len} bytes, {} remain",
-                self.data.len() - self.pos
-            ),
-        })?;
+        let seg = self
+            .data
+            .get(start..end)
+            .ok_or_else(|| JpegDctError::TruncatedSegment {
+                marker: name,
+                offset: at,
+                reason: format!(
+                    "length field says {len} bytes, {} remain",
+                    self.data.len() - self.pos
+                ),
+            })?;
         self.pos = end;
         Ok(seg)
     }
@@ -602,30 +617,48 @@ impl<'a> Decoder<'a> {
     fn read_sof(&mut self, code: u8, at: usize, seg: &[u8]) -> Result<()> {
         let name = marker_name(code);
         if self.frame.is_some() {
-            return Err(invalid(name, at, "second frame header in one codestream".into()));
+            return Err(invalid(
+                name,
+                at,
+                "second frame header in one codestream".into(),
+            ));
         }
         if seg.len() < 6 {
-            return Err(invalid(name, at, format!("length {} is below the minimum 8", seg.len() + 2)));
+            return Err(invalid(
+                name,
+                at,
+                format!("length {} is below the minimum 8", seg.len() + 2),
+            ));
         }
         let precision = seg[0];
         if precision != 8 && precision != 12 {
             return Err(invalid(
                 name,
                 at,
-                format!("sample precision {precision} bits; sequential DCT allows 8 or 12 (T.81 B.2.2)"),
+                format!(
+                    "sample precision {precision} bits; sequential DCT allows 8 or 12 (T.81 B.2.2)"
+                ),
             ));
         }
         let height = u16::from_be_bytes([seg[1], seg[2]]);
         let width = u16::from_be_bytes([seg[3], seg[4]]);
         let nf = seg[5];
         if height == 0 {
-            return Err(invalid(name, at, "number of lines is 0 (height given by a DNL marker is not supported)".into()));
+            return Err(invalid(
+                name,
+                at,
+                "number of lines is 0 (height given by a DNL marker is not supported)".into(),
+            ));
         }
         if width == 0 {
             return Err(invalid(name, at, "samples per line is 0".into()));
         }
         if !(1..=4).contains(&nf) {
-            return Err(invalid(name, at, format!("{nf} components; 1 to 4 are supported")));
+            return Err(invalid(
+                name,
+                at,
+                format!("{nf} components; 1 to 4 are supported"),
+            ));
         }
         if seg.len() != 6 + 3 * usize::from(nf) {
             return Err(invalid(
@@ -645,15 +678,32 @@ impl<'a> Decoder<'a> {
         }
         let mut comps = Vec::with_capacity(usize::from(nf));
         for c in seg[6..].chunks_exact(3) {
-            let (id, h, v, tq) = (c[0], usize::from(c[1] >> 4), usize::from(c[1] & 15), usize::from(c[2]));
+            let (id, h, v, tq) = (
+                c[0],
+                usize::from(c[1] >> 4),
+                usize::from(c[1] & 15),
+                usize::from(c[2]),
+            );
             if !(1..=4).contains(&h) || !(1..=4).contains(&v) {
-                return Err(invalid(name, at, format!("component {id} has sampling factors {h}x{v}; each must be 1 to 4")));
+                return Err(invalid(
+                    name,
+                    at,
+                    format!("component {id} has sampling factors {h}x{v}; each must be 1 to 4"),
+                ));
             }
             if tq > 3 {
-                return Err(invalid(name, at, format!("component {id} uses quantisation table {tq}; 0 to 3 exist")));
+                return Err(invalid(
+                    name,
+                    at,
+                    format!("component {id} uses quantisation table {tq}; 0 to 3 exist"),
+                ));
             }
             if comps.iter().any(|x: &Component| x.id == id) {
-                return Err(invalid(name, at, format!("component identifier {id} appears twice")));
+                return Err(invalid(
+                    name,
+                    at,
+                    format!("component identifier {id} appears twice"),
+                ));
             }
             comps.push(Component {
                 id,
@@ -694,11 +744,21 @@ impl<'a> Decoder<'a> {
     fn read_dht(&mut self, at: usize, mut seg: &[u8]) -> Result<()> {
         while !seg.is_empty() {
             if seg.len() < 17 {
-                return Err(invalid("DHT", at, "table header shorter than 17 bytes".into()));
+                return Err(invalid(
+                    "DHT",
+                    at,
+                    "table header shorter than 17 bytes".into(),
+                ));
             }
             let (tc, th) = (seg[0] >> 4, usize::from(seg[0] & 15));
             if tc > 1 || th > 3 {
-                return Err(invalid("DHT", at, format!("table class {tc} / destination {th}; class 0-1 and destination 0-3 exist")));
+                return Err(invalid(
+                    "DHT",
+                    at,
+                    format!(
+                        "table class {tc} / destination {th}; class 0-1 and destination 0-3 exist"
+                    ),
+                ));
             }
             let mut counts = [0u8; 16];
             counts.copy_from_slice(&seg[1..17]);
@@ -706,11 +766,20 @@ impl<'a> Decoder<'a> {
             if n > 256 {
                 return Err(invalid("DHT", at, format!("{n} codes; at most 256 exist")));
             }
-            let values = seg
-                .get(17..17 + n)
-                .ok_or_else(|| invalid("DHT", at, format!("{n} symbols announced, {} present", seg.len() - 17)))?;
-            let table = Huffman::new(&counts, values)
-                .ok_or_else(|| invalid("DHT", at, format!("code lengths of table {tc}/{th} over-subscribe the code space")))?;
+            let values = seg.get(17..17 + n).ok_or_else(|| {
+                invalid(
+                    "DHT",
+                    at,
+                    format!("{n} symbols announced, {} present", seg.len() - 17),
+                )
+            })?;
+            let table = Huffman::new(&counts, values).ok_or_else(|| {
+                invalid(
+                    "DHT",
+                    at,
+                    format!("code lengths of table {tc}/{th} over-subscribe the code space"),
+                )
+            })?;
             if tc == 0 {
                 self.dc[th] = Some(table);
             } else {
@@ -729,9 +798,13 @@ impl<'a> Decoder<'a> {
                 return Err(invalid("DQT", at, format!("precision {pq} / destination {tq}; precision 0-1 and destination 0-3 exist")));
             }
             let size = if pq == 0 { 64 } else { 128 };
-            let body = seg
-                .get(1..1 + size)
-                .ok_or_else(|| invalid("DQT", at, format!("table {tq} needs {size} bytes, {} present", seg.len() - 1)))?;
+            let body = seg.get(1..1 + size).ok_or_else(|| {
+                invalid(
+                    "DQT",
+                    at,
+                    format!("table {tq} needs {size} bytes, {} present", seg.len() - 1),
+                )
+            })?;
             let mut table = [0u16; 64];
             for (k, q) in table.iter_mut().enumerate() {
                 *q = if pq == 0 {
@@ -757,9 +830,16 @@ impl<'a> Decoder<'a> {
     }
 
     fn decode_scan(&mut self, frame: &mut Frame, at: usize, seg: &[u8]) -> Result<()> {
-        let ns = usize::from(*seg.first().ok_or_else(|| invalid("SOS", at, "empty segment".into()))?);
+        let ns = usize::from(
+            *seg.first()
+                .ok_or_else(|| invalid("SOS", at, "empty segment".into()))?,
+        );
         if !(1..=4).contains(&ns) || seg.len() != 1 + 2 * ns + 3 {
-            return Err(invalid("SOS", at, format!("{ns} components in a segment of length {}", seg.len() + 2)));
+            return Err(invalid(
+                "SOS",
+                at,
+                format!("{ns} components in a segment of length {}", seg.len() + 2),
+            ));
         }
         // Ss, Se, Ah/Al must be 0, 63, 0/0 for sequential DCT (T.81 B.2.3). libjpeg only
         // warns (JWRN_NOT_SEQUENTIAL) and decodes all 64 coefficients; so do we, because
@@ -776,13 +856,29 @@ impl<'a> Decoder<'a> {
                 return Err(invalid("SOS", at, format!("component {cs} listed twice")));
             }
             if frame.components[idx].scanned {
-                return Err(invalid("SOS", at, format!("component {cs} already had its sequential scan")));
+                return Err(invalid(
+                    "SOS",
+                    at,
+                    format!("component {cs} already had its sequential scan"),
+                ));
             }
             if td > 3 || self.dc[td].is_none() {
-                return Err(invalid("SOS", at, format!("component {cs} uses DC Huffman table {td}, which was not defined by a DHT")));
+                return Err(invalid(
+                    "SOS",
+                    at,
+                    format!(
+                        "component {cs} uses DC Huffman table {td}, which was not defined by a DHT"
+                    ),
+                ));
             }
             if ta > 3 || self.ac[ta].is_none() {
-                return Err(invalid("SOS", at, format!("component {cs} uses AC Huffman table {ta}, which was not defined by a DHT")));
+                return Err(invalid(
+                    "SOS",
+                    at,
+                    format!(
+                        "component {cs} uses AC Huffman table {ta}, which was not defined by a DHT"
+                    ),
+                ));
             }
             let tq = frame.components[idx].tq;
             if self.quant[tq].is_none() {
@@ -791,10 +887,17 @@ impl<'a> Decoder<'a> {
             members.push((idx, td, ta));
         }
         if ns > 1 {
-            let blocks: usize = members.iter().map(|m| frame.components[m.0].h * frame.components[m.0].v).sum();
+            let blocks: usize = members
+                .iter()
+                .map(|m| frame.components[m.0].h * frame.components[m.0].v)
+                .sum();
             if blocks > 10 {
                 // T.81 B.2.3: at most 10 blocks in an interleaved MCU.
-                return Err(invalid("SOS", at, format!("interleaved MCU of {blocks} blocks; at most 10 are allowed")));
+                return Err(invalid(
+                    "SOS",
+                    at,
+                    format!("interleaved MCU of {blocks} blocks; at most 10 are allowed"),
+                ));
             }
         }
 
@@ -819,7 +922,13 @@ impl<'a> Decoder<'a> {
             for (k, &z) in ZIGZAG.iter().enumerate() {
                 quant[z] = f32::from(q[k]);
             }
-            ms.push(Member { idx, dc, ac, quant, pred: 0 });
+            ms.push(Member {
+                idx,
+                dc,
+                ac,
+                quant,
+                pred: 0,
+            });
         }
 
         // MCU geometry (T.81 A.2): interleaved scans follow the frame's MCU grid, a
@@ -872,15 +981,25 @@ impl<'a> Decoder<'a> {
                         for bx in 0..bh {
                             coef.fill(0.0);
                             decode_block(&mut reader, m.dc, m.ac, &m.quant, &mut m.pred, &mut coef)
-                                .map_err(|reason| JpegDctError::CorruptScan { sos_offset, offset: reader.pos, reason })?;
+                                .map_err(|reason| JpegDctError::CorruptScan {
+                                    sos_offset,
+                                    offset: reader.pos,
+                                    reason,
+                                })?;
                             if reader.overrun {
-                                return Err(JpegDctError::TruncatedScan { sos_offset, offset: reader.pos, mcu, total });
+                                return Err(JpegDctError::TruncatedScan {
+                                    sos_offset,
+                                    offset: reader.pos,
+                                    mcu,
+                                    total,
+                                });
                             }
                             let col = mx * bh + bx;
                             let row = my * bv + by;
                             let stride = comp.stride();
                             let base = row * 8 * stride + col * 8;
-                            self.idct.run(&coef, &mut comp.plane[base..], stride, level, maxval);
+                            self.idct
+                                .run(&coef, &mut comp.plane[base..], stride, level, maxval);
                         }
                     }
                 }
@@ -891,14 +1010,21 @@ impl<'a> Decoder<'a> {
             frame.components[m.idx].scanned = true;
         }
         // Continue marker parsing at the marker that ended the data (or after any padding).
-        self.pos = if reader.stopped { reader.pos } else { find_marker(self.data, reader.pos).1 };
+        self.pos = if reader.stopped {
+            reader.pos
+        } else {
+            find_marker(self.data, reader.pos).1
+        };
         Ok(())
     }
 
     /// Assembles the output once EOI (or the end of data) is reached.
     fn finish(self, at: usize, saw_eoi: bool) -> Result<DecodedJpeg> {
         let Some(frame) = self.frame else {
-            return Err(JpegDctError::Incomplete { offset: at, missing: "a frame header (SOF0/SOF1)".into() });
+            return Err(JpegDctError::Incomplete {
+                offset: at,
+                missing: "a frame header (SOF0/SOF1)".into(),
+            });
         };
         if let Some(c) = frame.components.iter().find(|c| !c.scanned) {
             return Err(JpegDctError::Incomplete {
@@ -906,7 +1032,11 @@ impl<'a> Decoder<'a> {
                 missing: format!(
                     "a scan for component {}{}",
                     c.id,
-                    if saw_eoi { " (EOI reached)" } else { " (no EOI)" }
+                    if saw_eoi {
+                        " (EOI reached)"
+                    } else {
+                        " (no EOI)"
+                    }
                 ),
             });
         }
@@ -931,11 +1061,20 @@ impl<'a> Decoder<'a> {
 }
 
 fn invalid(marker: &'static str, offset: usize, reason: String) -> JpegDctError {
-    JpegDctError::InvalidSegment { marker, offset, reason }
+    JpegDctError::InvalidSegment {
+        marker,
+        offset,
+        reason,
+    }
 }
 
 fn unexpected(code: u8, offset: usize, reason: &'static str) -> JpegDctError {
-    JpegDctError::UnexpectedMarker { marker: marker_name(code), code, offset, reason }
+    JpegDctError::UnexpectedMarker {
+        marker: marker_name(code),
+        code,
+        offset,
+        reason,
+    }
 }
 
 /// Decodes one 8×8 block's Huffman-coded coefficients (T.81 F.2.2) and dequantises them
@@ -990,7 +1129,11 @@ impl Idct {
         let mut basis = [[0f32; 8]; 8];
         for (x, row) in basis.iter_mut().enumerate() {
             for (u, b) in row.iter_mut().enumerate() {
-                let c = if u == 0 { std::f64::consts::FRAC_1_SQRT_2 } else { 1.0 };
+                let c = if u == 0 {
+                    std::f64::consts::FRAC_1_SQRT_2
+                } else {
+                    1.0
+                };
                 let angle = ((2 * x + 1) * u) as f64 * std::f64::consts::PI / 16.0;
                 *b = (c / 2.0 * angle.cos()) as f32;
             }
@@ -1047,23 +1190,31 @@ fn upsample(comp: &Component, hmax: usize, vmax: usize, w: usize, h: usize, out:
         // libjpeg h2v1_fancy_upsample: 3/4 nearer + 1/4 further sample, biases 1 and 2.
         for y in 0..h {
             let line = &mut out[y * w..y * w + w];
-            for x in 0..w {
+            for (x, dst) in line.iter_mut().enumerate() {
                 let i = x / 2;
                 let v = if x % 2 == 0 {
-                    if i == 0 { at(0, y) } else { (3 * at(i, y) + at(i - 1, y) + 1) >> 2 }
+                    if i == 0 {
+                        at(0, y)
+                    } else {
+                        (3 * at(i, y) + at(i - 1, y) + 1) >> 2
+                    }
                 } else if i + 1 >= cw {
                     at(cw - 1, y)
                 } else {
                     (3 * at(i, y) + at(i + 1, y) + 2) >> 2
                 };
-                line[x] = v as u16;
+                *dst = v as u16;
             }
         }
     } else if integral && hr == 1 && vr == 2 {
         // libjpeg h1v2_fancy_upsample: nearer row ×3 + further row (edge rows replicated).
         for y in 0..h {
             let r = y / 2;
-            let (far, bias) = if y % 2 == 0 { (r.saturating_sub(1), 1) } else { ((r + 1).min(ch - 1), 2) };
+            let (far, bias) = if y % 2 == 0 {
+                (r.saturating_sub(1), 1)
+            } else {
+                ((r + 1).min(ch - 1), 2)
+            };
             for x in 0..w {
                 out[y * w + x] = ((3 * at(x, r) + at(x, far) + bias) >> 2) as u16;
             }
@@ -1074,14 +1225,22 @@ fn upsample(comp: &Component, hmax: usize, vmax: usize, w: usize, h: usize, out:
         let mut sums = vec![0i32; cw];
         for y in 0..h {
             let r = y / 2;
-            let far = if y % 2 == 0 { r.saturating_sub(1) } else { (r + 1).min(ch - 1) };
+            let far = if y % 2 == 0 {
+                r.saturating_sub(1)
+            } else {
+                (r + 1).min(ch - 1)
+            };
             for (x, s) in sums.iter_mut().enumerate() {
                 *s = 3 * at(x, r) + at(x, far);
             }
             for x in 0..w {
                 let i = x / 2;
                 let v = if x % 2 == 0 {
-                    if i == 0 { (sums[0] * 4 + 8) >> 4 } else { (3 * sums[i] + sums[i - 1] + 8) >> 4 }
+                    if i == 0 {
+                        (sums[0] * 4 + 8) >> 4
+                    } else {
+                        (3 * sums[i] + sums[i - 1] + 8) >> 4
+                    }
                 } else if i + 1 >= cw {
                     (sums[cw - 1] * 4 + 7) >> 4
                 } else {
@@ -1148,8 +1307,15 @@ mod tests {
     fn dc_only_block_is_flat_with_level_shift() {
         // DC diff +3 (category 2, bits "11"), q0 = 8: S00 = 24, sample = 24/8 + 2048 = 2051.
         let img = decode(&one_block(12, 0xC1, 2, &[true, true], 8)).expect("decode");
-        assert_eq!((img.width, img.height, img.components, img.precision), (8, 8, 1, 12));
-        assert!(img.samples.iter().all(|&s| s == 2051), "{:?}", &img.samples[..8]);
+        assert_eq!(
+            (img.width, img.height, img.components, img.precision),
+            (8, 8, 1, 12)
+        );
+        assert!(
+            img.samples.iter().all(|&s| s == 2051),
+            "{:?}",
+            &img.samples[..8]
+        );
         // Negative: category 2, bits "00" → −3; 8-bit: 128 − 3 = 125.
         let img = decode(&one_block(8, 0xC0, 2, &[false, false], 8)).expect("decode");
         assert!(img.samples.iter().all(|&s| s == 125));
@@ -1184,7 +1350,13 @@ mod tests {
 
     #[test]
     fn truncation_is_an_error_at_every_cut() {
-        let full = one_block(12, 0xC1, 8, &[true, false, true, true, false, true, false, true], 3);
+        let full = one_block(
+            12,
+            0xC1,
+            8,
+            &[true, false, true, true, false, true, false, true],
+            3,
+        );
         for cut in 0..full.len() - 2 {
             assert!(decode(&full[..cut]).is_err(), "cut at {cut} decoded");
         }
@@ -1214,8 +1386,16 @@ mod tests {
                 let mut s = 0.0f64;
                 for v in 0..8 {
                     for u in 0..8 {
-                        let cu = if u == 0 { std::f64::consts::FRAC_1_SQRT_2 } else { 1.0 };
-                        let cv = if v == 0 { std::f64::consts::FRAC_1_SQRT_2 } else { 1.0 };
+                        let cu = if u == 0 {
+                            std::f64::consts::FRAC_1_SQRT_2
+                        } else {
+                            1.0
+                        };
+                        let cv = if v == 0 {
+                            std::f64::consts::FRAC_1_SQRT_2
+                        } else {
+                            1.0
+                        };
                         let a = ((2 * x + 1) * u) as f64 * std::f64::consts::PI / 16.0;
                         let b = ((2 * y + 1) * v) as f64 * std::f64::consts::PI / 16.0;
                         s += 0.25 * cu * cv * f64::from(coef[v * 8 + u]) * a.cos() * b.cos();
@@ -1227,8 +1407,25 @@ mod tests {
         }
     }
 
-    fn comp(h: usize, v: usize, width: usize, height: usize, plane: Vec<u16>, blocks_w: usize) -> Component {
-        Component { id: 1, h, v, tq: 0, blocks_w, width, height, plane, scanned: true }
+    fn comp(
+        h: usize,
+        v: usize,
+        width: usize,
+        height: usize,
+        plane: Vec<u16>,
+        blocks_w: usize,
+    ) -> Component {
+        Component {
+            id: 1,
+            h,
+            v,
+            tq: 0,
+            blocks_w,
+            width,
+            height,
+            plane,
+            scanned: true,
+        }
     }
 
     #[test]
