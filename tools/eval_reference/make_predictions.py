@@ -1,0 +1,125 @@
+"""Crafts predictions for VQA-RAD (official test split) and SLAKE (English test) that hit every
+answer-normalisation rule the scoring protocols differ on: case, punctuation, articles, number
+words, contractions, "abnormal"/"not seen"/"none" against yes/no, sentences around the answer,
+boxed and tagged answers, empty and blank answers, wrong answers.
+
+Usage: python make_predictions.py VQA_RAD_JSON SLAKE_TEST_JSON OUT_DIR
+Writes OUT_DIR/vqa_rad_test_predictions.jsonl and OUT_DIR/slake_en_test_predictions.jsonl,
+rows {"id", "prediction", "variant"} in dataset file order.
+"""
+
+import json
+import sys
+
+NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+
+
+def swap_numbers(gold):
+    """Digits become words and words digits; answers without numbers get a number word."""
+    out, changed = [], False
+    for tok in gold.split():
+        if tok.isdigit() and int(tok) <= 10:
+            out.append(NUMBER_WORDS[int(tok)])
+            changed = True
+        elif tok.lower() in NUMBER_WORDS:
+            out.append(str(NUMBER_WORDS.index(tok.lower())))
+            changed = True
+        else:
+            out.append(tok)
+    return " ".join(out) if changed else gold + " two"
+
+
+def opposite(gold):
+    g = gold.strip().lower()
+    return {"yes": "no", "no": "yes"}.get(g, "yes")
+
+
+CLOSED = [
+    ("exact", lambda g, o: g),
+    ("upper", lambda g, o: g.upper()),
+    ("period", lambda g, o: g + "."),
+    ("capital_period", lambda g, o: g.strip().capitalize() + "."),
+    ("abnormal", lambda g, o: "abnormal"),
+    ("not_seen", lambda g, o: "not seen"),
+    ("no_sentence", lambda g, o: "No, it is not."),
+    ("yes_sentence", lambda g, o: "Yes, there is a mass in the image."),
+    ("empty", lambda g, o: ""),
+    ("blank", lambda g, o: "   "),
+    ("opposite", lambda g, o: opposite(g)),
+    ("answer_is", lambda g, o: "The answer is " + g),
+    ("unknown", lambda g, o: "unknown"),
+    ("yes_and_no", lambda g, o: "yes and no"),
+    ("boxed", lambda g, o: "\\boxed{" + g + "}"),
+    ("tagged", lambda g, o: "<answer>" + g + "</answer>"),
+    ("nope", lambda g, o: "Nope"),
+    ("no_evidence", lambda g, o: "There is no evidence of it"),
+    ("contraction", lambda g, o: "It isnt present"),
+    ("none", lambda g, o: "none"),
+    ("exclaim", lambda g, o: g + "!!!"),
+    ("parenthesised", lambda g, o: "(" + g + ")"),
+    ("answer_colon", lambda g, o: "Answer: " + g.lower()),
+]
+
+OPEN = [
+    ("exact", lambda g, o: g),
+    ("upper", lambda g, o: g.upper()),
+    ("period", lambda g, o: g + "."),
+    ("answer_is", lambda g, o: "The answer is " + g + "."),
+    ("article", lambda g, o: "the " + g),
+    ("number_words", lambda g, o: swap_numbers(g)),
+    ("sentence", lambda g, o: "I think it shows " + g + " in this image."),
+    ("empty", lambda g, o: ""),
+    ("blank", lambda g, o: "   "),
+    ("other_gold", lambda g, o: o),
+    ("first_token", lambda g, o: g.split()[0] if g.split() else g),
+    ("hyphens", lambda g, o: g.replace(" ", "-") + "!"),
+    ("parenthesised", lambda g, o: "(" + g + ")"),
+    ("repeated", lambda g, o: g + ", " + g),
+    ("boxed", lambda g, o: "\\boxed{" + g + "}"),
+    ("tagged", lambda g, o: "<answer>" + g + "</answer>"),
+    ("xray_alias", lambda g, o: g.lower().replace("x-ray", "xray") if "x-ray" in g.lower() else "x ray"),
+    ("answer_colon", lambda g, o: "Answer: " + g),
+    ("abnormal", lambda g, o: "abnormal"),
+    ("aside", lambda g, o: g + " (likely)"),
+    ("ellipsis", lambda g, o: "a " + g + "..."),
+    ("decimal", lambda g, o: "3.5 cm, " + g),
+    ("none", lambda g, o: "none"),
+    ("not_seen", lambda g, o: "Not seen."),
+]
+
+
+def craft(rows):
+    """rows: (id, gold, is_open) in dataset order -> list of prediction records."""
+    out, counters, last_open = [], {True: 0, False: 0}, "lung"
+    for qid, gold, is_open in rows:
+        table = OPEN if is_open else CLOSED
+        name, make = table[counters[is_open] % len(table)]
+        counters[is_open] += 1
+        out.append({"id": qid, "prediction": make(gold, last_open), "variant": name})
+        if is_open:
+            last_open = gold
+    return out
+
+
+def main():
+    vqa_rad_path, slake_path, out_dir = sys.argv[1:4]
+    rad = json.load(open(vqa_rad_path, encoding="utf-8"))
+    rad_rows = [
+        (str(r["qid"]).strip(), str(r["answer"]).strip(), r["answer_type"].strip().upper() == "OPEN")
+        for r in rad
+        if r["phrase_type"].startswith("test_")
+    ]
+    slake = json.load(open(slake_path, encoding="utf-8"))
+    slake_rows = [
+        (str(r["qid"]), str(r["answer"]).strip(), r["answer_type"].strip().upper() == "OPEN")
+        for r in slake
+        if r["q_lang"] == "en"
+    ]
+    for name, rows in [("vqa_rad_test", rad_rows), ("slake_en_test", slake_rows)]:
+        with open(f"{out_dir}/{name}_predictions.jsonl", "w", encoding="utf-8") as f:
+            for rec in craft(rows):
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()
