@@ -1,6 +1,6 @@
 """Reference numbers for medvqa-eval's statistics (exact McNemar test, percentile quantiles).
 
-Run:  pip install -r requirements.txt && python make_reference.py > stats_reference.json
+Run:  pip install -r requirements-stats.txt && python make_reference.py > stats_reference.json
 The Rust unit tests in crates/eval/src/compare.rs and summary.rs read stats_reference.json.
 """
 import json

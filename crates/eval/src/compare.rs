@@ -178,9 +178,11 @@ fn paired_breakdown(
 /// the same dataset, so they agree).
 pub fn compare(a: &Run, b: &Run, boot: &Bootstrap) -> Result<Comparison, EvalError> {
     let (sa, sb) = (&a.summary, &b.summary);
+    let (la, lb) = (sa.lang.clone().unwrap_or_default(), sb.lang.clone().unwrap_or_default());
     for (what, x, y) in [
         ("dataset", &sa.dataset, &sb.dataset),
         ("split", &sa.split, &sb.split),
+        ("language", &la, &lb),
         ("protocol", &sa.protocol, &sb.protocol),
     ] {
         if x != y {
@@ -323,7 +325,7 @@ pub fn render_html(c: &Comparison) -> String {
                 note: format!("p={}", format_p(s.mcnemar_p)),
             })
             .collect();
-        body.push_str(&report::diff_chart_svg(title, &chart));
+        body.push_str(&report::diff_chart_svg(&format!("{title}: B − A (percentage points)"), &chart));
         body.push_str(
             "<table><tr><th>label</th><th>n</th><th>A %</th><th>B %</th><th>B − A</th>\
              <th>95 % CI</th><th>A only</th><th>B only</th><th>McNemar p</th></tr>",
@@ -412,7 +414,7 @@ mod tests {
     }
 
     fn run(dir: &str, results: Vec<QuestionResult>, protocol: &str) -> Run {
-        let info = RunInfo { dataset: "d".into(), split: "test".into(), protocol: protocol.into(), model: None };
+        let info = RunInfo { dataset: "d".into(), split: "test".into(), lang: Some("en".into()), protocol: protocol.into(), model: None };
         Run { dir: dir.into(), summary: summarize(&info, &results, &Bootstrap::default()), results }
     }
 

@@ -145,19 +145,31 @@ fn body_system_mapping(results: &[QuestionResult]) -> BTreeMap<(String, String),
     m
 }
 
-fn headline(s: &Summary) -> String {
-    let model = s.model.as_deref().map(|m| format!(", model `{m}`")).unwrap_or_default();
+/// The one-paragraph description of a run; `code` wraps names (Markdown backticks or HTML
+/// `<code>`), and must escape what it wraps.
+fn headline(s: &Summary, code: impl Fn(&str) -> String) -> String {
+    let model = s.model.as_deref().map(|m| format!(", model {}", code(m))).unwrap_or_default();
+    let lang = s.lang.as_deref().map(|l| format!(", language {}", code(l))).unwrap_or_default();
     format!(
-        "Dataset `{}`, split `{}`, protocol `{}`{model}; {} questions ({} without a prediction, \
+        "Dataset {}, split {}{lang}, protocol {}{model}; {} questions ({} without a prediction, \
          scored as empty answers). Accuracies in %; 95 % CI from a percentile bootstrap ({} \
          resamples, seed {}).",
-        s.dataset, s.split, s.protocol, s.n, s.missing_predictions, s.bootstrap.resamples, s.bootstrap.seed
+        code(&s.dataset), code(&s.split), code(&s.protocol), s.n, s.missing_predictions,
+        s.bootstrap.resamples, s.bootstrap.seed
     )
+}
+
+fn md_code(x: &str) -> String {
+    format!("`{}`", md_escape(x).replace('`', "'"))
+}
+
+fn html_code(x: &str) -> String {
+    format!("<code>{}</code>", html_escape(x))
 }
 
 /// `report.md`: headline numbers and every breakdown as tables.
 pub fn render_markdown(s: &Summary, results: &[QuestionResult]) -> String {
-    let mut md = format!("# medvqa evaluation report\n\n{}\n\n", md_escape(&headline(s)));
+    let mut md = format!("# medvqa evaluation report\n\n{}\n\n", headline(s, md_code));
     md.push_str("| set | n | accuracy | 95 % CI |\n|---|---:|---:|---|\n");
     let _ = writeln!(md, "| overall | {} | {} | {} |", s.overall.n, pct(s.overall.accuracy), ci(s.overall.ci95));
     let _ = writeln!(md, "| closed | {} | {} | {} |", s.closed.n, pct(s.closed.accuracy), ci(s.closed.ci95));
@@ -310,6 +322,7 @@ pub fn diff_chart_svg(title: &str, rows: &[ChartRow]) -> String {
 const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;\
 margin:2em auto;max-width:980px;color:#1a1a1a;padding:0 1em}h1{font-size:1.5em}\
 h2{font-size:1.15em;margin-top:1.8em;border-bottom:1px solid #ddd;padding-bottom:.2em}\
+h3{font-size:1em;margin-top:1.4em}\
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}\
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f3f3f3}\
 td:first-child,th:first-child{text-align:left}code{background:#f3f3f3;padding:0 .2em}\
@@ -330,11 +343,16 @@ pub fn html_page(title: &str, body: &str) -> String {
     )
 }
 
+/// Text beside a bar: the value and the number of questions.
+fn note(accuracy: f64, n: usize) -> String {
+    format!("{:.1} % · n={n}", 100.0 * accuracy)
+}
+
 fn group_rows(groups: &BTreeMap<String, GroupSummary>) -> Vec<ChartRow> {
     groups
         .iter()
         .filter_map(|(label, g)| {
-            g.accuracy.map(|a| ChartRow { label: label.clone(), value: a, ci95: g.ci95, note: format!("n={}", g.n) })
+            g.accuracy.map(|a| ChartRow { label: label.clone(), value: a, ci95: g.ci95, note: note(a, g.n) })
         })
         .collect()
 }
@@ -362,21 +380,21 @@ pub fn render_html(s: &Summary, results: &[QuestionResult]) -> String {
     let mut b = format!(
         "<h1>medvqa evaluation report</h1><p class=\"headline\">{}</p>\
          <p><span class=\"big\">{} %</span> overall accuracy, 95 % CI {}</p>",
-        html_escape(&headline(s)),
+        headline(s, html_code),
         pct(s.overall.accuracy),
         ci(s.overall.ci95)
     );
     let mut closed_open = Vec::new();
     if let Some(a) = s.closed.accuracy {
-        closed_open.push(ChartRow { label: "closed".into(), value: a, ci95: s.closed.ci95, note: format!("n={}", s.closed.n) });
+        closed_open.push(ChartRow { label: "closed".into(), value: a, ci95: s.closed.ci95, note: note(a, s.closed.n) });
     }
     if let Some(a) = s.open.accuracy {
         let ci95 = s.by_answer_type.get("open").and_then(|g| g.ci95);
-        closed_open.push(ChartRow { label: "open".into(), value: a, ci95, note: format!("n={}", s.open.n) });
+        closed_open.push(ChartRow { label: "open".into(), value: a, ci95, note: note(a, s.open.n) });
     }
     if let Some(g) = s.by_answer_type.get(answer_type_label(crate::types::AnswerType::MultipleChoice)) {
         if let Some(a) = g.accuracy {
-            closed_open.push(ChartRow { label: "multiple choice".into(), value: a, ci95: g.ci95, note: format!("n={}", g.n) });
+            closed_open.push(ChartRow { label: "multiple choice".into(), value: a, ci95: g.ci95, note: note(a, g.n) });
         }
     }
     b.push_str("<h2>Charts</h2>");

@@ -53,9 +53,19 @@ pub struct Progress<W: Write> {
 }
 
 impl<W: Write> Progress<W> {
-    /// `already` questions were answered by an earlier run (resume).
-    pub fn new(out: W, terminal: bool, total: usize, already: usize) -> Self {
-        Self { out, terminal, total, done: already, fresh: 0, start: Instant::now(), last: None, last_decile: 0 }
+    /// Progress to `out`; `terminal` selects the redrawn bar.
+    pub fn new(out: W, terminal: bool) -> Self {
+        Self { out, terminal, total: 0, done: 0, fresh: 0, start: Instant::now(), last: None, last_decile: 0 }
+    }
+
+    /// Starts counting towards `total`, of which `already` were answered by an earlier run.
+    pub fn begin(&mut self, total: usize, already: usize) {
+        self.total = total;
+        self.done = already;
+        self.fresh = 0;
+        self.start = Instant::now();
+        self.last = None;
+        self.last_decile = if total == 0 { 10 } else { 10 * already / total };
     }
 
     fn status(&self) -> String {
@@ -185,6 +195,7 @@ pub fn answer_all<W: Write>(
         }
     }
     let _ = writeln!(log, "eval: {} questions, {} already answered, model {}", questions.len(), questions.len() - todo.len(), manifest.model);
+    progress.begin(questions.len(), questions.len() - todo.len());
     let mut file: File = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| EvalError::io(&path, e))?;
     for q in todo {
         let prediction = answerer.answer(q, &resolve(q))?;
@@ -273,7 +284,7 @@ mod tests {
         let questions: Vec<Question> = (0..10).map(|i| q(&i.to_string())).collect();
         let mut first = Counting { calls: vec![], fail_after: Some(4), name: "m" };
         let mut sink = Vec::new();
-        let mut p = Progress::new(Vec::new(), false, 10, 0);
+        let mut p = Progress::new(Vec::new(), false);
         assert!(answer_all(&questions, &mut first, &opts(dir.path(), false), &mut p, &mut sink).is_err());
         // A kill in the middle of a write leaves a torn last line.
         let path = dir.path().join(PREDICTIONS_FILE);
@@ -299,7 +310,8 @@ mod tests {
 
     #[test]
     fn progress_prints_deciles_off_terminal_and_a_bar_on_one() {
-        let mut p = Progress::new(Vec::new(), false, 20, 0);
+        let mut p = Progress::new(Vec::new(), false);
+        p.begin(20, 0);
         for _ in 0..20 {
             p.tick();
         }
@@ -308,7 +320,8 @@ mod tests {
         assert_eq!(text.lines().count(), 11, "{text}");
         assert!(text.starts_with("eval: 1/20 (5%)"), "{text}");
         assert!(text.lines().last().unwrap().starts_with("eval: 20/20 (100%)"), "{text}");
-        let mut bar = Progress::new(Vec::new(), true, 4, 2);
+        let mut bar = Progress::new(Vec::new(), true);
+        bar.begin(4, 2);
         bar.tick();
         bar.tick();
         let text = String::from_utf8(bar.out.clone()).unwrap();
@@ -330,7 +343,7 @@ mod tests {
             }
         }
         let dir = tempfile::tempdir().unwrap();
-        let mut p = Progress::new(Vec::new(), false, 1, 0);
+        let mut p = Progress::new(Vec::new(), false);
         let e = answer_all(&[q("7")], &mut NeedsImages, &opts(dir.path(), false), &mut p, &mut Vec::new()).unwrap_err();
         assert!(e.to_string().contains("7.jpg") && e.to_string().contains("--images"), "{e}");
     }

@@ -207,6 +207,9 @@ pub struct GroupSummary {
 pub struct Summary {
     pub dataset: String,
     pub split: String,
+    /// Question language filter (`en`, `zh`, `all`), when the dataset has several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
     pub protocol: String,
     /// The model that produced the predictions, when `medvqa eval` ran it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -294,6 +297,7 @@ pub fn breakdown(
 pub struct RunInfo {
     pub dataset: String,
     pub split: String,
+    pub lang: Option<String>,
     pub protocol: String,
     pub model: Option<String>,
 }
@@ -307,6 +311,7 @@ pub fn summarize(info: &RunInfo, results: &[QuestionResult], boot: &Bootstrap) -
     Summary {
         dataset: info.dataset.clone(),
         split: info.split.clone(),
+        lang: info.lang.clone(),
         protocol: info.protocol.clone(),
         model: info.model.clone(),
         n: results.len(),
@@ -444,6 +449,7 @@ pub(crate) mod tests {
         let info = RunInfo {
             dataset: "vqa-rad".into(),
             split: "test".into(),
+            lang: None,
             protocol: "medvqa".into(),
             model: None,
         };
@@ -473,7 +479,7 @@ pub(crate) mod tests {
     #[test]
     fn summary_json_has_every_key_of_the_issue() {
         let results = vec![result("1", AnswerType::Closed, true, "CT")];
-        let info = RunInfo { dataset: "d".into(), split: "test".into(), protocol: "p".into(), model: None };
+        let info = RunInfo { dataset: "d".into(), split: "test".into(), lang: None, protocol: "p".into(), model: None };
         let v = serde_json::to_value(summarize(&info, &results, &Bootstrap::default())).unwrap();
         for key in ["dataset", "split", "protocol", "n", "overall", "closed", "open", "by_modality",
             "by_body_system", "by_question_type", "by_answer_type"] {
