@@ -59,8 +59,10 @@ pub fn read_raster_with_limit(path: impl AsRef<Path>, max_samples: u64) -> Resul
         path: path.to_path_buf(),
         reason,
     };
-    let reader = ImageReader::open(path)
-        .map_err(|e| IngestError::io(path, e))?
+    // A reader without the path, so the format comes from the content only (no fallback
+    // to the extension, which would misname a non-image file's problem).
+    let file = std::fs::File::open(path).map_err(|e| IngestError::io(path, e))?;
+    let reader = ImageReader::new(std::io::BufReader::new(file))
         .with_guessed_format()
         .map_err(|e| IngestError::io(path, e))?;
     if reader.format().is_none() {
@@ -91,9 +93,14 @@ fn to_raster(img: DynamicImage) -> std::result::Result<RasterImage, String> {
     let rgb = |v: Vec<f32>| ArrayD::from_shape_vec(IxDyn(&[h, w, 3]), v);
     // Keep the first `keep` of every `step` samples: drops alpha from interleaved data.
     fn take<T: Copy + Into<f32>>(raw: &[T], step: usize, keep: usize) -> Vec<f32> {
-        raw.chunks_exact(step)
-            .flat_map(|p| p[..keep].iter().map(|&v| v.into()))
-            .collect()
+        if step == keep {
+            return raw.iter().map(|&v| v.into()).collect();
+        }
+        let mut out = Vec::with_capacity(raw.len() / step * keep);
+        for p in raw.chunks_exact(step) {
+            out.extend(p[..keep].iter().map(|&v| v.into()));
+        }
+        out
     }
     let (pixels, bits, colour, had_alpha) = match &img {
         DynamicImage::ImageLuma8(b) => (gray(take(b.as_raw(), 1, 1)), 8, false, false),
@@ -114,4 +121,121 @@ fn to_raster(img: DynamicImage) -> std::result::Result<RasterImage, String> {
         colour,
         had_alpha,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/raster")
+    }
+
+    /// Files encoded by hand in tools/fixtures/make_raster.py; expected arrays beside them.
+    #[test]
+    fn hand_encoded_png_and_tiff_give_their_stored_values() {
+        let text = std::fs::read_to_string(fixtures().join("expected.json")).expect("expected.json");
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let cases = doc["cases"].as_array().expect("cases");
+        assert_eq!(cases.len(), 9);
+        for case in cases {
+            let name = case["file"].as_str().expect("file");
+            let img = read_raster(fixtures().join(name)).unwrap_or_else(|e| panic!("{e}"));
+            let shape: Vec<usize> = case["shape"]
+                .as_array()
+                .expect("shape")
+                .iter()
+                .map(|v| v.as_u64().expect("dim") as usize)
+                .collect();
+            assert_eq!(img.pixels.shape(), &shape[..], "{name}");
+            assert_eq!(Some(u64::from(img.bits)), case["bits"].as_u64(), "{name}");
+            assert_eq!(Some(img.colour), case["colour"].as_bool(), "{name}");
+            assert_eq!(Some(img.had_alpha), case["had_alpha"].as_bool(), "{name}");
+            let want: Vec<f32> = case["values"]
+                .as_array()
+                .expect("values")
+                .iter()
+                .map(|v| v.as_f64().expect("value") as f32)
+                .collect();
+            let got: Vec<f32> = img.pixels.iter().copied().collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn jpeg_gray_and_colour_decode_close_to_what_was_encoded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let gray = image::GrayImage::from_fn(32, 24, |x, y| image::Luma([(x * 6 + y * 2) as u8]));
+        let p = dir.path().join("g.jpg");
+        gray.save(&p).expect("encode jpeg");
+        let img = read_raster(&p).expect("decode jpeg");
+        assert_eq!((img.pixels.shape(), img.bits, img.colour), (&[24, 32][..], 8, false));
+        let worst = img
+            .pixels
+            .indexed_iter()
+            .map(|(ix, &v)| (v - (ix[1] * 6 + ix[0] * 2) as f32).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 8.0, "gray JPEG error {worst}");
+
+        let rgb = image::RgbImage::from_fn(16, 8, |x, y| image::Rgb([200, (x * 10) as u8, (y * 20) as u8]));
+        let p = dir.path().join("c.jpeg");
+        rgb.save(&p).expect("encode jpeg");
+        let img = read_raster(&p).expect("decode jpeg");
+        assert_eq!((img.pixels.shape(), img.colour), (&[8, 16, 3][..], true));
+        let mean_red = img.pixels.slice(ndarray::s![.., .., 0]).mean().expect("mean");
+        assert!((mean_red - 200.0).abs() < 6.0, "mean red {mean_red}");
+    }
+
+    /// The 315 VQA-RAD JPEGs in ../shared/fixtures: all decode, 8-bit, plausible sizes, not
+    /// blank.
+    #[test]
+    fn every_vqa_rad_jpeg_decodes() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/vqa/vqa_rad/images");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            eprintln!("SKIP: {} absent", dir.display());
+            return;
+        };
+        use rayon::prelude::*;
+        let paths: Vec<PathBuf> = entries.map(|e| e.expect("dir entry").path()).collect();
+        let colour: usize = paths
+            .par_iter()
+            .map(|path| {
+                let img = read_raster(path).unwrap_or_else(|e| panic!("{e}"));
+                let s = img.pixels.shape();
+                assert!(s[0] >= 64 && s[1] >= 64, "{}: {s:?}", path.display());
+                assert_eq!(img.bits, 8);
+                let (lo, hi) = img.pixels.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+                assert!(lo >= 0.0 && hi <= 255.0 && hi - lo > 50.0, "{}: range {lo}..{hi}", path.display());
+                usize::from(img.colour)
+            })
+            .sum();
+        let n = paths.len();
+        assert_eq!(n, 315);
+        eprintln!("decoded {n} VQA-RAD JPEGs ({colour} colour)");
+    }
+
+    #[test]
+    fn broken_unknown_and_oversized_files_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let png = std::fs::read(fixtures().join("rgb8.png")).expect("fixture");
+        let cut = dir.path().join("cut.png");
+        std::fs::write(&cut, &png[..png.len() / 2]).expect("write");
+        let e = read_raster(&cut).expect_err("truncated png");
+        assert!(e.to_string().contains("cut.png"), "{e}");
+
+        let junk = dir.path().join("junk.png");
+        std::fs::write(&junk, b"definitely not an image").expect("write");
+        let e = read_raster(&junk).expect_err("junk");
+        assert!(matches!(e, IngestError::UnknownFormat { .. }), "{e}");
+        assert!(e.to_string().contains("junk.png"), "{e}");
+
+        let e = read_raster(dir.path().join("absent.png")).expect_err("absent");
+        assert!(matches!(e, IngestError::Io { .. }) && e.to_string().contains("absent.png"), "{e}");
+
+        // rgb8.png is 7×5×3 = 105 samples.
+        let e = read_raster_with_limit(fixtures().join("rgb8.png"), 104).expect_err("limit");
+        assert!(matches!(e, IngestError::TooLarge { voxels: 105, .. }), "{e}");
+        assert!(read_raster_with_limit(fixtures().join("rgb8.png"), 105).is_ok());
+    }
 }
