@@ -362,14 +362,20 @@ fn jpeg_dct_layout_is_components_last() {
 }
 
 #[test]
-fn jpeg_dct_fill_bytes_before_markers_change_nothing() {
+fn jpeg_dct_fill_bytes_and_comments_change_nothing() {
     // T.81 B.1.1.2: any marker may be preceded by fill bytes 0xFF.
     let jpg = std::fs::read(fixtures().join("gray12_rst5_64x48.jpg")).expect("read");
     let sos = jpg.windows(2).position(|w| w == [0xFF, 0xDA]).expect("SOS");
     let scan_start = sos + 2 + usize::from(u16::from_be_bytes([jpg[sos + 2], jpg[sos + 3]]));
     // Byte stuffing (FF 00) is exercised by this fixture's entropy-coded data.
-    assert!(jpg[scan_start..].windows(2).any(|w| w == [0xFF, 0x00]), "fixture has no stuffed byte");
-    let mut filled = vec![0xFF, 0xD8, 0xFF, 0xFF, 0xFF];
+    assert!(
+        jpg[scan_start..].windows(2).any(|w| w == [0xFF, 0x00]),
+        "fixture has no stuffed byte"
+    );
+    // SOI, a COM segment (skipped like APPn), fill bytes before the next marker.
+    let mut filled = vec![
+        0xFF, 0xD8, 0xFF, 0xFE, 0x00, 0x06, b'm', b'v', b'q', b'a', 0xFF, 0xFF, 0xFF,
+    ];
     filled.extend_from_slice(&jpg[2..scan_start]);
     let mut restarts = 0;
     let mut i = scan_start;
@@ -382,5 +388,8 @@ fn jpeg_dct_fill_bytes_before_markers_change_nothing() {
         i += 1;
     }
     assert!(restarts >= 8, "only {restarts} RST markers");
-    assert_eq!(decode(&filled).expect("with fill bytes"), decode(&jpg).expect("plain"));
+    assert_eq!(
+        decode(&filled).expect("with fill bytes"),
+        decode(&jpg).expect("plain")
+    );
 }
