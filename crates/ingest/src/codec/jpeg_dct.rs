@@ -1144,18 +1144,29 @@ impl Idct {
     /// Transforms `coef` (natural order) and writes level-shifted, clamped samples into an
     /// 8×8 window of `out` with line stride `stride`.
     fn run(&self, coef: &[f32; 64], out: &mut [u16], stride: usize, level: i32, maxval: i32) {
-        let mut tmp = [0f32; 64];
-        // Rows: tmp[v][x] = Σu S(v,u) basis[x][u].
-        for v in 0..8 {
+        // Rows: tmp[v][x] = Σu S(v,u) basis[x][u]. Most rows of a quantised block are all
+        // zero; they are skipped here and in the column pass.
+        let mut tmp = [[0f32; 8]; 8];
+        let mut rows = [0usize; 8];
+        let mut nrows = 0;
+        for (v, t) in tmp.iter_mut().enumerate() {
             let row = &coef[v * 8..v * 8 + 8];
-            if row[1..].iter().all(|&c| c == 0.0) {
-                let dc = row[0] * self.basis[0][0];
-                tmp[v * 8..v * 8 + 8].fill(dc);
+            if row.iter().all(|&c| c == 0.0) {
                 continue;
             }
-            for x in 0..8 {
+            rows[nrows] = v;
+            nrows += 1;
+            if row[1..].iter().all(|&c| c == 0.0) {
+                *t = [row[0] * self.basis[0][0]; 8];
+                continue;
+            }
+            for (x, dst) in t.iter_mut().enumerate() {
                 let b = &self.basis[x];
-                tmp[v * 8 + x] = (0..8).map(|u| row[u] * b[u]).sum();
+                let mut s = 0f32;
+                for u in 0..8 {
+                    s += row[u] * b[u];
+                }
+                *dst = s;
             }
         }
         // Columns: s[y][x] = Σv basis[y][v] tmp[v][x].
@@ -1164,8 +1175,14 @@ impl Idct {
             let Some(line) = out.get_mut(y * stride..y * stride + 8) else {
                 return;
             };
-            for (x, dst) in line.iter_mut().enumerate() {
-                let s: f32 = (0..8).map(|v| b[v] * tmp[v * 8 + x]).sum();
+            let mut acc = [0f32; 8];
+            for &v in &rows[..nrows] {
+                let (w, t) = (b[v], &tmp[v]);
+                for x in 0..8 {
+                    acc[x] += w * t[x];
+                }
+            }
+            for (dst, s) in line.iter_mut().zip(acc) {
                 // Round half up like libjpeg's DESCALE; `as` saturates, so no overflow.
                 let val = (s + 0.5).floor() as i32;
                 *dst = val.saturating_add(level).clamp(0, maxval) as u16;
