@@ -10,9 +10,12 @@
 pub mod codec;
 pub mod error;
 pub mod lut;
+pub mod model_input;
 pub mod nifti;
+pub mod presets;
 pub mod raster;
 pub mod resample;
+pub mod resize;
 pub mod volume;
 
 pub use error::{IngestError, Result};

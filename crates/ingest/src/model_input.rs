@@ -1,0 +1,1049 @@
+//! Model input: named, parameterised preprocessing steps composed into a [`Pipeline`] whose
+//! steps serialise with their parameters, so the JSON written beside an output says exactly
+//! how it was made (MONAI-style provenance).
+//!
+//! # Shapes
+//!
+//! Between steps an image is `[H, W, C]` (channels last, `C` = 1 or 3, `f32`). A pipeline
+//! ends with [`Step::ToChannelsFirst`] and returns `[3, H, W]`; a stack (volume slices or
+//! frames) `[S, H, W]` / `[S, H, W, C]` gives `[S', 3, H, W]`, `S'` after
+//! [`Step::SampleSlices`].
+//!
+//! # Matching the HuggingFace image processors
+//!
+//! `SiglipImageProcessor`, `Gemma3ImageProcessor` and `CLIPImageProcessor` (transformers 4.56,
+//! the "slow" NumPy/Pillow processors) work on 8-bit images: the image becomes a Pillow
+//! "L"/"RGB" image, is resized in 8-bit (fixed-point, rounded, clipped), then multiplied by
+//! `rescale_factor` (1/255, in `f64`, stored as `f32`) and normalised `(x - mean) / std` in
+//! `f32`. For 8-bit inputs ([`InputRange::Levels8`]: PNG/JPEG, MedGemma's multi-window CT)
+//! [`Pipeline::from_hf_config`] reproduces that order exactly.
+//!
+//! Medical data is usually deeper than 8 bits. We first window it to [0, 1] (the `display`
+//! stage, [`InputRange::Unit`]) and then offer two resize modes:
+//! - [`ResizeMode::Uint8`] (default): what the processor itself does with a float image in
+//!   [0, 1] when called with `do_rescale=False` (as Google's MedSigLIP serving code calls it):
+//!   `to_pil_image` multiplies by 255 and truncates to `uint8`, resizes in 8-bit, divides by
+//!   255 — bit-for-bit the model's training-time input path;
+//! - [`ResizeMode::Float`]: resize in Pillow's "F" mode with no quantisation, then clip to
+//!   [0, 1], keeping the precision of the window. Not what the reference processors do: on
+//!   the MedSigLIP fixture the median difference is 0.3 of an 8-bit level and the 99th
+//!   percentile 1.5 levels, but at hard edges, where the 8-bit path clips bicubic overshoot
+//!   between its two passes, up to 8 levels.
+
+use std::path::Path;
+
+use ndarray::{s, Array3, Array4, ArrayView3, ArrayViewD, Axis, Ix3};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{IngestError, Result};
+use crate::lut::Window;
+use crate::presets::MultiWindow;
+use crate::resize::{resize_f32, resize_u8, Filter, ResizeMode};
+
+/// How [`Step::ToUint8`] turns scaled values into 8-bit levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rounding {
+    /// Toward zero, as NumPy's `astype(np.uint8)` in transformers' `to_pil_image`.
+    Truncate,
+    /// To nearest, ties to even, as `np.round`.
+    HalfEven,
+}
+
+/// One preprocessing step and its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// VOI window (PS3.3 C.11.2.1.2) mapping modality values to [0, 1], every channel.
+    Window { window: Window },
+    /// One-channel HU image to three channels of 8-bit levels, one window each
+    /// ([`MultiWindow`], MedGemma 1.5's CT recipe).
+    MultiWindowRgb { windows: MultiWindow },
+    /// `x · scale` (computed in `f64`, stored `f32`) rounded to a level and clipped to 0..=255.
+    ToUint8 { scale: f64, rounding: Rounding },
+    /// Zero-pads (with `fill`) the short side to make the image square, the image centred:
+    /// `d = long - short` split as `d / 2` (floor) before and the rest after (MedSigLIP's
+    /// `_zero_pad_image_to_square`, Google-Health/medsiglip `python/serving/predictor.py`).
+    PadToSquare { fill: f32 },
+    /// Pillow resize to `height × width`.
+    Resize {
+        height: usize,
+        width: usize,
+        filter: Filter,
+        mode: ResizeMode,
+    },
+    /// CLIPImageProcessor's resize: the short side becomes `size`, the long side
+    /// `int(size · long / short)` (truncated), then a Pillow resize.
+    ResizeShortestEdge {
+        size: usize,
+        filter: Filter,
+        mode: ResizeMode,
+    },
+    /// transformers' `center_crop`: top = floor((H - h) / 2), left likewise; where the crop
+    /// is larger than the image the outside is zero.
+    CenterCrop { height: usize, width: usize },
+    /// `x · factor`, in `f64`, stored `f32` (transformers' `rescale`).
+    Rescale { factor: f64 },
+    /// Clamps to `[min, max]`: after a float-mode resize of [0, 1] data, removes the
+    /// overshoot of bicubic/Lanczos lobes that the 8-bit path clips away.
+    Clip { min: f32, max: f32 },
+    /// `(x - mean[c]) / std[c]` in `f32`; one value applies to every channel.
+    Normalize { mean: Vec<f64>, std: Vec<f64> },
+    /// One channel copied to three (Pillow `convert("RGB")` of an "L" image); RGB unchanged.
+    GrayToRgb,
+    /// `[H, W, C]` → `[C, H, W]`; must be the last step.
+    ToChannelsFirst,
+    /// Volumes only, first step: keep `count` slices at indices
+    /// `round_half_even(i / count · (n - 1))` for `i = 1..=count`, all slices when
+    /// `n <= count` (MedGemma 1.5 CT notebook, see [`sample_slice_indices`]).
+    SampleSlices { count: usize },
+}
+
+/// What the values given to a pipeline built by [`Pipeline::from_hf_config`] or
+/// [`Pipeline::for_size`] are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputRange {
+    /// 8-bit levels 0..=255 (8-bit PNG/JPEG, multi-window CT).
+    Levels8,
+    /// [0, 1], e.g. the `display` stage after a VOI window.
+    Unit,
+}
+
+/// Choices that a `preprocessor_config.json` does not carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HfOptions {
+    pub input: InputRange,
+    /// Resize mode for [`InputRange::Unit`] input ([`InputRange::Levels8`] is always 8-bit).
+    pub unit_resize: ResizeMode,
+    /// Zero-pad to square before resizing, as MedSigLIP's serving code does (its HF config
+    /// has no field for it).
+    pub pad_to_square: bool,
+}
+
+impl Default for HfOptions {
+    fn default() -> Self {
+        HfOptions {
+            input: InputRange::Unit,
+            unit_resize: ResizeMode::Uint8,
+            pad_to_square: false,
+        }
+    }
+}
+
+/// A sequence of steps; serialises as `{"steps": [{"step": "resize", "height": ..}, ..]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pipeline {
+    pub steps: Vec<Step>,
+}
+
+/// The slice indices MedGemma 1.5's CT notebook keeps of `n` slices when asked for `count`:
+/// `int(round(i / count * (n - 1)))` for `i = 1..=count` with Python's `round` (ties to even)
+/// on `f64`, or every slice when `n <= count`. Index 0 is never chosen when sampling; that is
+/// the reference's formula and we keep it.
+pub fn sample_slice_indices(n: usize, count: usize) -> Vec<usize> {
+    if n <= count || count == 0 {
+        return (0..n).collect();
+    }
+    (1..=count)
+        .map(|i| ((i as f64 / count as f64) * (n - 1) as f64).round_ties_even() as usize)
+        .collect()
+}
+
+fn invalid(what: &str, reason: impl Into<String>) -> IngestError {
+    IngestError::Invalid {
+        what: what.to_string(),
+        reason: reason.into(),
+    }
+}
+
+impl Step {
+    /// Checks parameters that do not depend on the image.
+    fn validate(&self) -> Result<()> {
+        let what = "model-input step";
+        match self {
+            Step::Resize { height, width, .. } | Step::CenterCrop { height, width } => {
+                if *height == 0 || *width == 0 {
+                    return Err(invalid(what, format!("{self:?}: size must be > 0")));
+                }
+            }
+            Step::ResizeShortestEdge { size, .. } | Step::SampleSlices { count: size } => {
+                if *size == 0 {
+                    return Err(invalid(what, format!("{self:?}: size must be > 0")));
+                }
+            }
+            Step::Normalize { mean, std } => {
+                if mean.is_empty()
+                    || std.is_empty()
+                    || std.iter().any(|&s| s == 0.0 || !s.is_finite())
+                {
+                    return Err(invalid(
+                        what,
+                        format!("{self:?}: mean/std empty or std zero"),
+                    ));
+                }
+            }
+            Step::MultiWindowRgb { windows } => windows.validate()?,
+            Step::Rescale { factor } | Step::ToUint8 { scale: factor, .. } => {
+                if !factor.is_finite() {
+                    return Err(invalid(what, format!("{self:?}: factor not finite")));
+                }
+            }
+            Step::Clip { min, max } => {
+                if !(min <= max) {
+                    return Err(invalid(what, format!("{self:?}: needs min <= max")));
+                }
+            }
+            Step::Window { .. }
+            | Step::PadToSquare { .. }
+            | Step::GrayToRgb
+            | Step::ToChannelsFirst => {}
+        }
+        Ok(())
+    }
+
+    /// Applies an image step to `[H, W, C]`.
+    fn apply(&self, img: Array3<f32>) -> Result<Array3<f32>> {
+        let (h, w, c) = img.dim();
+        Ok(match self {
+            Step::Window { window } => img.mapv(|v| window.apply(v as f64) as f32),
+            Step::MultiWindowRgb { windows } => {
+                if c != 1 {
+                    return Err(invalid(
+                        "multi_window_rgb",
+                        format!("needs a one-channel (HU) image, got {c} channels"),
+                    ));
+                }
+                let mut out = Array3::zeros((h, w, 3));
+                for ((y, x, ch), o) in out.indexed_iter_mut() {
+                    *o = windows.apply(ch, img[[y, x, 0]]);
+                }
+                out
+            }
+            Step::ToUint8 { scale, rounding } => img.mapv(|v| {
+                let v = (v as f64 * scale) as f32;
+                let v = match rounding {
+                    Rounding::Truncate => v.trunc(),
+                    Rounding::HalfEven => v.round_ties_even(),
+                };
+                // NaN compares false everywhere: map it to 0 like the clip of a cast would.
+                if v.is_nan() {
+                    0.0
+                } else {
+                    v.clamp(0.0, 255.0)
+                }
+            }),
+            Step::PadToSquare { fill } => {
+                let n = h.max(w);
+                let (top, left) = ((n - h) / 2, (n - w) / 2);
+                let mut out = Array3::from_elem((n, n, c), *fill);
+                out.slice_mut(s![top..top + h, left..left + w, ..])
+                    .assign(&img);
+                out
+            }
+            Step::Resize {
+                height,
+                width,
+                filter,
+                mode,
+            } => resize(img, *height, *width, *filter, *mode)?,
+            Step::ResizeShortestEdge { size, filter, mode } => {
+                let (oh, ow) = shortest_edge_size(h, w, *size);
+                resize(img, oh, ow, *filter, *mode)?
+            }
+            Step::CenterCrop { height, width } => {
+                let (ch_, cw) = (*height, *width);
+                let top = (h as i64 - ch_ as i64).div_euclid(2);
+                let left = (w as i64 - cw as i64).div_euclid(2);
+                let mut out = Array3::zeros((ch_, cw, c));
+                for y in 0..ch_ {
+                    let sy = y as i64 + top;
+                    if sy < 0 || sy >= h as i64 {
+                        continue;
+                    }
+                    for x in 0..cw {
+                        let sx = x as i64 + left;
+                        if sx < 0 || sx >= w as i64 {
+                            continue;
+                        }
+                        for k in 0..c {
+                            out[[y, x, k]] = img[[sy as usize, sx as usize, k]];
+                        }
+                    }
+                }
+                out
+            }
+            Step::Rescale { factor } => img.mapv(|v| (v as f64 * factor) as f32),
+            Step::Clip { min, max } => img.mapv(|v| v.clamp(*min, *max)),
+            Step::Normalize { mean, std } => {
+                let pick = |v: &Vec<f64>, name: &str| -> Result<Vec<f32>> {
+                    match v.len() {
+                        1 => Ok(vec![v[0] as f32; c]),
+                        n if n == c => Ok(v.iter().map(|&x| x as f32).collect()),
+                        n => Err(invalid(
+                            "normalize",
+                            format!("{name} has {n} values, the image has {c} channels"),
+                        )),
+                    }
+                };
+                let (m, sd) = (pick(mean, "mean")?, pick(std, "std")?);
+                let mut img = img;
+                for (k, mut plane) in img.axis_iter_mut(Axis(2)).enumerate() {
+                    plane.mapv_inplace(|v| (v - m[k]) / sd[k]);
+                }
+                img
+            }
+            Step::GrayToRgb => match c {
+                1 => {
+                    let mut out = Array3::zeros((h, w, 3));
+                    for k in 0..3 {
+                        out.slice_mut(s![.., .., k])
+                            .assign(&img.slice(s![.., .., 0]));
+                    }
+                    out
+                }
+                3 => img,
+                _ => {
+                    return Err(invalid(
+                        "gray_to_rgb",
+                        format!("{c} channels, expected 1 or 3"),
+                    ))
+                }
+            },
+            Step::ToChannelsFirst => img
+                .permuted_axes([2, 0, 1])
+                .as_standard_layout()
+                .into_owned(),
+            Step::SampleSlices { .. } => {
+                return Err(invalid(
+                    "sample_slices",
+                    "applies to volumes, not to a single image",
+                ))
+            }
+        })
+    }
+}
+
+/// `get_resize_output_image_size(default_to_square=False)` of transformers: `(height, width)`.
+fn shortest_edge_size(h: usize, w: usize, size: usize) -> (usize, usize) {
+    let (short, long) = if w <= h { (w, h) } else { (h, w) };
+    // Python `int(size * long / short)`: true division in f64, truncated.
+    let new_long = (size as f64 * long as f64 / short as f64) as usize;
+    if w <= h {
+        (new_long, size)
+    } else {
+        (size, new_long)
+    }
+}
+
+fn resize(
+    img: Array3<f32>,
+    oh: usize,
+    ow: usize,
+    filter: Filter,
+    mode: ResizeMode,
+) -> Result<Array3<f32>> {
+    match mode {
+        ResizeMode::Float => resize_f32(img.view(), oh, ow, filter),
+        ResizeMode::Uint8 => {
+            if let Some(v) = img
+                .iter()
+                .find(|v| !(**v >= 0.0 && **v <= 255.0 && v.fract() == 0.0))
+            {
+                return Err(invalid(
+                    "resize",
+                    format!(
+                        "8-bit mode needs levels 0..=255, found {v}; quantise first (to_uint8)"
+                    ),
+                ));
+            }
+            let levels = img.mapv(|v| v as u8);
+            Ok(resize_u8(levels.view(), oh, ow, filter)?.mapv(f32::from))
+        }
+    }
+}
+
+impl Pipeline {
+    /// A pipeline of `steps`, checked: parameters valid, [`Step::SampleSlices`] only first,
+    /// [`Step::ToChannelsFirst`] exactly once and last.
+    pub fn new(steps: Vec<Step>) -> Result<Pipeline> {
+        let p = Pipeline { steps };
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// See [`Pipeline::new`]; deserialised pipelines are checked again before running.
+    pub fn validate(&self) -> Result<()> {
+        let what = "model-input pipeline";
+        for (i, step) in self.steps.iter().enumerate() {
+            step.validate()?;
+            if matches!(step, Step::SampleSlices { .. }) && i != 0 {
+                return Err(invalid(what, "sample_slices must be the first step"));
+            }
+            if matches!(step, Step::ToChannelsFirst) && i + 1 != self.steps.len() {
+                return Err(invalid(what, "to_channels_first must be the last step"));
+            }
+        }
+        if !matches!(self.steps.last(), Some(Step::ToChannelsFirst)) {
+            return Err(invalid(what, "must end with to_channels_first"));
+        }
+        Ok(())
+    }
+
+    /// The steps as JSON, for the sidecar (`{"steps": [...]}`).
+    pub fn provenance(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Runs the pipeline on one image.
+    ///
+    /// # Shapes
+    /// `img`: `[H, W]` or `[H, W, C]` (C = 1 or 3) → `[3, H', W']`.
+    pub fn apply_image(&self, img: ArrayViewD<f32>) -> Result<Array3<f32>> {
+        self.validate()?;
+        if matches!(self.steps.first(), Some(Step::SampleSlices { .. })) {
+            return Err(invalid(
+                "model-input pipeline",
+                "sample_slices needs a volume, got one image",
+            ));
+        }
+        self.run(as_hwc(img)?)
+    }
+
+    fn run(&self, img: Array3<f32>) -> Result<Array3<f32>> {
+        let mut img = img;
+        for step in &self.steps {
+            if matches!(step, Step::SampleSlices { .. }) {
+                continue;
+            }
+            img = step.apply(img)?;
+        }
+        if img.dim().0 != 3 {
+            return Err(invalid(
+                "model-input pipeline",
+                format!(
+                    "result has {} channels, the encoder needs 3 (add gray_to_rgb)",
+                    img.dim().0
+                ),
+            ));
+        }
+        Ok(img)
+    }
+
+    /// Runs the pipeline on every kept slice of a stack, slices in parallel.
+    ///
+    /// # Shapes
+    /// `stack`: `[S, H, W]` or `[S, H, W, C]` → `[S', 3, H', W']`.
+    pub fn apply_stack(&self, stack: ArrayViewD<f32>) -> Result<Array4<f32>> {
+        self.validate()?;
+        if !(stack.ndim() == 3 || stack.ndim() == 4) || stack.shape()[0] == 0 {
+            return Err(invalid(
+                "model-input pipeline",
+                format!(
+                    "a stack is [S, H, W] or [S, H, W, C] with S > 0, got {:?}",
+                    stack.shape()
+                ),
+            ));
+        }
+        let n = stack.shape()[0];
+        let keep = match self.steps.first() {
+            Some(Step::SampleSlices { count }) => sample_slice_indices(n, *count),
+            _ => (0..n).collect(),
+        };
+        let slices: Vec<Array3<f32>> = keep
+            .par_iter()
+            .map(|&k| self.run(as_hwc(stack.index_axis(Axis(0), k))?))
+            .collect::<Result<_>>()?;
+        let views: Vec<ArrayView3<f32>> = slices.iter().map(|a| a.view()).collect();
+        ndarray::stack(Axis(0), &views).map_err(|e| invalid("model-input pipeline", e.to_string()))
+    }
+
+    /// The documented `--size N` default: resize to `N × N` with bicubic (clipped to [0, 1]
+    /// for [0, 1] input), gray → RGB,
+    /// rescale to [0, 1] and normalise with mean = std = 0.5 (SigLIP's values,
+    /// transformers `IMAGENET_STANDARD_MEAN/STD`). 8-bit input resizes in 8-bit and is
+    /// divided by 255; [0, 1] input resizes in Pillow's float mode.
+    pub fn for_size(n: usize, input: InputRange) -> Result<Pipeline> {
+        let mut steps = vec![Step::Resize {
+            height: n,
+            width: n,
+            filter: Filter::Bicubic,
+            mode: match input {
+                InputRange::Levels8 => ResizeMode::Uint8,
+                InputRange::Unit => ResizeMode::Float,
+            },
+        }];
+        if input == InputRange::Unit {
+            steps.push(Step::Clip { min: 0.0, max: 1.0 });
+        }
+        steps.push(Step::GrayToRgb);
+        if input == InputRange::Levels8 {
+            steps.push(Step::Rescale {
+                factor: 1.0 / 255.0,
+            });
+        }
+        steps.push(Step::Normalize {
+            mean: vec![0.5],
+            std: vec![0.5],
+        });
+        steps.push(Step::ToChannelsFirst);
+        Pipeline::new(steps)
+    }
+
+    /// Reads `preprocessor_config.json` (or the directory holding it) and builds the
+    /// pipeline with [`Pipeline::from_hf_config`].
+    pub fn from_hf_config_file(path: &Path, opts: HfOptions) -> Result<Pipeline> {
+        let file = if path.is_dir() {
+            path.join("preprocessor_config.json")
+        } else {
+            path.to_path_buf()
+        };
+        let text = std::fs::read_to_string(&file).map_err(|e| IngestError::io(&file, e))?;
+        Pipeline::from_hf_config(&text, opts).map_err(|e| match e {
+            IngestError::Invalid { reason, .. } => invalid(&file.display().to_string(), reason),
+            other => other,
+        })
+    }
+
+    /// Builds the pipeline a HuggingFace image processor applies, from the text of its
+    /// `preprocessor_config.json`. Understood: `SiglipImageProcessor`,
+    /// `Gemma3ImageProcessor` (without pan-and-scan) and `CLIPImageProcessor`, with the
+    /// defaults of their constructors (transformers 4.56) for absent keys.
+    pub fn from_hf_config(json: &str, opts: HfOptions) -> Result<Pipeline> {
+        let cfg: HfConfig = serde_json::from_str(json).map_err(|e| {
+            invalid(
+                "preprocessor_config.json",
+                format!("not a valid config: {e}"),
+            )
+        })?;
+        let bad = |r: String| invalid("preprocessor_config.json", r);
+        let kind = cfg
+            .image_processor_type
+            .clone()
+            .unwrap_or_else(|| "SiglipImageProcessor".into());
+        let clip = match kind.trim_end_matches("Fast") {
+            "SiglipImageProcessor" | "Gemma3ImageProcessor" => false,
+            "CLIPImageProcessor" => true,
+            other => return Err(bad(format!("image_processor_type {other:?} is not supported (SiglipImageProcessor, Gemma3ImageProcessor, CLIPImageProcessor)"))),
+        };
+        if cfg.do_pan_and_scan == Some(true) {
+            return Err(bad("do_pan_and_scan = true is not supported".into()));
+        }
+        let gemma = kind.starts_with("Gemma3");
+        // Constructor defaults: SigLIP/CLIP bicubic, Gemma 3 bilinear; SigLIP/Gemma 3 224×224
+        // with mean/std 0.5; CLIP shortest edge 224, crop 224, OpenAI CLIP mean/std.
+        let resample = cfg.resample.unwrap_or(if gemma { 2 } else { 3 });
+        let filter = Filter::from_pil_code(resample).ok_or_else(|| {
+            bad(format!(
+                "resample {resample} is not a Pillow filter code (0..=5)"
+            ))
+        })?;
+        let (def_mean, def_std) = if clip {
+            (
+                vec![0.48145466, 0.4578275, 0.40821073],
+                vec![0.26862954, 0.26130258, 0.27577711],
+            )
+        } else {
+            (vec![0.5], vec![0.5])
+        };
+        let unit = opts.input == InputRange::Unit;
+        let mode = if unit {
+            opts.unit_resize
+        } else {
+            ResizeMode::Uint8
+        };
+        let mut steps = Vec::new();
+        if unit && mode == ResizeMode::Uint8 {
+            // transformers `to_pil_image` on a float image in [0, 1]: rescale(x, 255) then
+            // astype(uint8).
+            steps.push(Step::ToUint8 {
+                scale: 255.0,
+                rounding: Rounding::Truncate,
+            });
+        }
+        if opts.pad_to_square {
+            steps.push(Step::PadToSquare { fill: 0.0 });
+        }
+        if cfg.do_resize.unwrap_or(true) {
+            let size = cfg.size.clone().unwrap_or(if clip {
+                HfSize::Dict(HfSizeDict {
+                    shortest_edge: Some(224),
+                    height: None,
+                    width: None,
+                })
+            } else {
+                HfSize::Int(224)
+            });
+            steps.push(match size.resolve(!clip).map_err(&bad)? {
+                Resolved::Exact(height, width) => Step::Resize {
+                    height,
+                    width,
+                    filter,
+                    mode,
+                },
+                Resolved::Shortest(size) => Step::ResizeShortestEdge { size, filter, mode },
+            });
+            if unit && mode == ResizeMode::Float {
+                steps.push(Step::Clip { min: 0.0, max: 1.0 });
+            }
+        }
+        if clip && cfg.do_center_crop.unwrap_or(true) {
+            let crop = cfg.crop_size.clone().unwrap_or(HfSize::Int(224));
+            match crop.resolve(true).map_err(&bad)? {
+                Resolved::Exact(height, width) => steps.push(Step::CenterCrop { height, width }),
+                Resolved::Shortest(_) => {
+                    return Err(bad("crop_size needs height and width".into()))
+                }
+            }
+        }
+        steps.push(Step::GrayToRgb);
+        if unit && mode == ResizeMode::Uint8 {
+            // transformers `resize` divides by 255 again after a rescaled PIL conversion; the
+            // caller of the processor passes do_rescale=False for [0, 1] input.
+            steps.push(Step::Rescale {
+                factor: 1.0 / 255.0,
+            });
+        } else if !unit && cfg.do_rescale.unwrap_or(true) {
+            steps.push(Step::Rescale {
+                factor: cfg.rescale_factor.unwrap_or(1.0 / 255.0),
+            });
+        }
+        if cfg.do_normalize.unwrap_or(true) {
+            steps.push(Step::Normalize {
+                mean: cfg.image_mean.map(|m| m.0).unwrap_or(def_mean),
+                std: cfg.image_std.map(|m| m.0).unwrap_or(def_std),
+            });
+        }
+        steps.push(Step::ToChannelsFirst);
+        Pipeline::new(steps)
+    }
+}
+
+/// `[H, W]` → `[H, W, 1]`; `[H, W, C]` kept.
+fn as_hwc(img: ArrayViewD<f32>) -> Result<Array3<f32>> {
+    let shape = img.shape().to_vec();
+    let img3 = match shape.len() {
+        2 => img.insert_axis(Axis(2)),
+        3 => img,
+        _ => {
+            return Err(invalid(
+                "model-input image",
+                format!("expected [H, W] or [H, W, C], got {shape:?}"),
+            ))
+        }
+    };
+    let img3 = img3
+        .into_dimensionality::<Ix3>()
+        .map_err(|e| invalid("model-input image", e.to_string()))?;
+    if img3.is_empty() {
+        return Err(invalid(
+            "model-input image",
+            format!("empty image {shape:?}"),
+        ));
+    }
+    Ok(img3.as_standard_layout().into_owned())
+}
+
+/// The keys of a `preprocessor_config.json` that the pipeline uses.
+#[derive(Debug, Deserialize)]
+struct HfConfig {
+    image_processor_type: Option<String>,
+    do_resize: Option<bool>,
+    size: Option<HfSize>,
+    resample: Option<i64>,
+    do_center_crop: Option<bool>,
+    crop_size: Option<HfSize>,
+    do_rescale: Option<bool>,
+    rescale_factor: Option<f64>,
+    do_normalize: Option<bool>,
+    image_mean: Option<PerChannel>,
+    image_std: Option<PerChannel>,
+    do_pan_and_scan: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum HfSize {
+    Int(usize),
+    Dict(HfSizeDict),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct HfSizeDict {
+    shortest_edge: Option<usize>,
+    height: Option<usize>,
+    width: Option<usize>,
+}
+
+enum Resolved {
+    Exact(usize, usize),
+    Shortest(usize),
+}
+
+impl HfSize {
+    /// transformers `get_size_dict`: an int is a square when `default_to_square`, else the
+    /// shortest edge.
+    fn resolve(&self, default_to_square: bool) -> std::result::Result<Resolved, String> {
+        match self {
+            HfSize::Int(n) if default_to_square => Ok(Resolved::Exact(*n, *n)),
+            HfSize::Int(n) => Ok(Resolved::Shortest(*n)),
+            HfSize::Dict(HfSizeDict {
+                height: Some(h),
+                width: Some(w),
+                ..
+            }) => Ok(Resolved::Exact(*h, *w)),
+            HfSize::Dict(HfSizeDict {
+                shortest_edge: Some(n),
+                ..
+            }) => Ok(Resolved::Shortest(*n)),
+            HfSize::Dict(_) => Err("size needs height and width, or shortest_edge".into()),
+        }
+    }
+}
+
+/// `image_mean` / `image_std`: one number or one per channel.
+#[derive(Debug, Clone)]
+struct PerChannel(Vec<f64>);
+
+impl<'de> Deserialize<'de> for PerChannel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(f64),
+            Many(Vec<f64>),
+        }
+        Ok(PerChannel(match Raw::deserialize(d)? {
+            Raw::One(v) => vec![v],
+            Raw::Many(v) => v,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{arr2, Array2, IxDyn};
+
+    fn img(h: usize, w: usize, c: usize, f: impl Fn(usize, usize, usize) -> f32) -> Array3<f32> {
+        Array3::from_shape_fn((h, w, c), |(y, x, k)| f(y, x, k))
+    }
+
+    #[test]
+    fn slice_sampling_follows_the_notebook_formula() {
+        // n = 10, N = 4: i/N·9 = 2.25, 4.5, 6.75, 9 -> 2, 4 (tie to even), 7, 9.
+        assert_eq!(sample_slice_indices(10, 4), vec![2, 4, 7, 9]);
+        // n = 6, N = 4: 1.25, 2.5, 3.75, 5 -> 1, 2 (tie to even), 4, 5.
+        assert_eq!(sample_slice_indices(6, 4), vec![1, 2, 4, 5]);
+        // Fewer slices than asked: all of them.
+        assert_eq!(sample_slice_indices(3, 85), vec![0, 1, 2]);
+        assert_eq!(sample_slice_indices(85, 85).len(), 85);
+        let idx = sample_slice_indices(300, 85);
+        assert_eq!(idx.len(), 85);
+        assert_eq!(*idx.last().unwrap(), 299);
+        assert!(idx.windows(2).all(|p| p[0] < p[1]));
+    }
+
+    #[test]
+    fn window_step_uses_the_voi_function() {
+        let s = Step::Window {
+            window: Window::linear(40.0, 400.0),
+        };
+        let out = s
+            .apply(img(1, 3, 1, |_, x, _| [-500.0, 39.5, 500.0][x]))
+            .unwrap();
+        assert_eq!(out.as_slice().unwrap(), &[0.0, 0.5, 1.0]);
+    }
+
+    #[test]
+    fn multi_window_gives_three_level_channels() {
+        let s = Step::MultiWindowRgb {
+            windows: MultiWindow::MEDGEMMA_CT,
+        };
+        let out = s.apply(img(1, 1, 1, |_, _, _| 40.0)).unwrap();
+        // R: 1064/2048·255 = 132.47 -> 132; G: 175/350·255 = 127.5 -> 128; B: 127.5 -> 128.
+        assert_eq!(out.as_slice().unwrap(), &[132.0, 128.0, 128.0]);
+        assert!(s.apply(img(1, 1, 3, |_, _, _| 0.0)).is_err());
+    }
+
+    #[test]
+    fn to_uint8_truncates_or_rounds() {
+        let t = Step::ToUint8 {
+            scale: 255.0,
+            rounding: Rounding::Truncate,
+        };
+        let r = Step::ToUint8 {
+            scale: 255.0,
+            rounding: Rounding::HalfEven,
+        };
+        let x = img(1, 4, 1, |_, i, _| [0.999, 0.5, -0.2, 1.5][i]);
+        assert_eq!(
+            t.apply(x.clone()).unwrap().as_slice().unwrap(),
+            &[254.0, 127.0, 0.0, 255.0]
+        );
+        assert_eq!(
+            r.apply(x).unwrap().as_slice().unwrap(),
+            &[255.0, 128.0, 0.0, 255.0]
+        );
+    }
+
+    #[test]
+    fn pad_to_square_centres_with_floor_before() {
+        let s = Step::PadToSquare { fill: 0.0 };
+        let out = s.apply(img(1, 4, 1, |_, _, _| 1.0)).unwrap();
+        assert_eq!(out.dim(), (4, 4, 1));
+        // d = 3: 1 row before, 2 after.
+        let rows: Vec<f32> = (0..4).map(|y| out[[y, 0, 0]]).collect();
+        assert_eq!(rows, vec![0.0, 1.0, 0.0, 0.0]);
+        let out = s.apply(img(3, 1, 2, |_, _, _| 7.0)).unwrap();
+        assert_eq!(out.dim(), (3, 3, 2));
+        assert_eq!(out[[0, 1, 1]], 7.0);
+        assert_eq!(out[[0, 0, 0]], 0.0);
+        assert_eq!(out[[0, 2, 0]], 0.0);
+    }
+
+    #[test]
+    fn shortest_edge_and_center_crop_follow_transformers() {
+        assert_eq!(shortest_edge_size(50, 70, 40), (40, 56));
+        assert_eq!(shortest_edge_size(70, 50, 40), (56, 40));
+        assert_eq!(shortest_edge_size(3, 10, 2), (2, 6)); // int(6.67) = 6
+        let x = img(4, 5, 1, |y, x, _| (y * 10 + x) as f32);
+        let c = Step::CenterCrop {
+            height: 2,
+            width: 2,
+        }
+        .apply(x.clone())
+        .unwrap();
+        // top = (4-2)//2 = 1, left = (5-2)//2 = 1.
+        assert_eq!(c.as_slice().unwrap(), &[11.0, 12.0, 21.0, 22.0]);
+        // Larger than the image: zero border, top = floor((4-6)/2) = -1.
+        let c = Step::CenterCrop {
+            height: 6,
+            width: 5,
+        }
+        .apply(x)
+        .unwrap();
+        assert_eq!(c[[0, 0, 0]], 0.0);
+        assert_eq!(c[[1, 0, 0]], 0.0);
+        assert_eq!(c[[1, 1, 0]], 1.0);
+        assert_eq!(c[[5, 4, 0]], 0.0);
+    }
+
+    #[test]
+    fn rescale_normalize_gray_and_layout() {
+        let x = img(1, 2, 1, |_, i, _| [0.0, 255.0][i]);
+        let x = Step::Rescale {
+            factor: 1.0 / 255.0,
+        }
+        .apply(x)
+        .unwrap();
+        assert_eq!(x.as_slice().unwrap(), &[0.0, 1.0]);
+        let x = Step::GrayToRgb.apply(x).unwrap();
+        assert_eq!(x.dim(), (1, 2, 3));
+        let n = Step::Normalize {
+            mean: vec![0.5, 0.0, 1.0],
+            std: vec![0.5, 1.0, 2.0],
+        };
+        let x = n.apply(x).unwrap();
+        assert_eq!(x.as_slice().unwrap(), &[-1.0, 0.0, -0.5, 1.0, 1.0, 0.0]);
+        let x = Step::ToChannelsFirst.apply(x).unwrap();
+        assert_eq!(x.dim(), (3, 1, 2));
+        assert_eq!(x.as_slice().unwrap(), &[-1.0, 1.0, 0.0, 1.0, -0.5, 0.0]);
+        let bad = Step::Normalize {
+            mean: vec![0.5, 0.5],
+            std: vec![0.5],
+        };
+        assert!(bad.apply(img(1, 1, 3, |_, _, _| 0.0)).is_err());
+        assert!(Step::GrayToRgb.apply(img(1, 1, 2, |_, _, _| 0.0)).is_err());
+    }
+
+    #[test]
+    fn eight_bit_resize_refuses_unquantised_values() {
+        let s = Step::Resize {
+            height: 2,
+            width: 2,
+            filter: Filter::Bilinear,
+            mode: ResizeMode::Uint8,
+        };
+        assert!(s.apply(img(3, 3, 1, |_, _, _| 0.5)).is_err());
+        assert!(s.apply(img(3, 3, 1, |_, _, _| 300.0)).is_err());
+        assert_eq!(
+            s.apply(img(3, 3, 1, |_, _, _| 9.0)).unwrap().dim(),
+            (2, 2, 1)
+        );
+    }
+
+    #[test]
+    fn pipeline_validation_and_provenance() {
+        assert!(Pipeline::new(vec![Step::GrayToRgb]).is_err());
+        assert!(Pipeline::new(vec![Step::ToChannelsFirst, Step::GrayToRgb]).is_err());
+        assert!(Pipeline::new(vec![
+            Step::GrayToRgb,
+            Step::SampleSlices { count: 3 },
+            Step::ToChannelsFirst
+        ])
+        .is_err());
+        assert!(Pipeline::new(vec![
+            Step::Resize {
+                height: 0,
+                width: 2,
+                filter: Filter::Box,
+                mode: ResizeMode::Float
+            },
+            Step::ToChannelsFirst
+        ])
+        .is_err());
+        let p = Pipeline::for_size(8, InputRange::Levels8).unwrap();
+        let json = p.provenance();
+        assert_eq!(json["steps"][0]["step"], "resize");
+        assert_eq!(json["steps"][0]["filter"], "bicubic");
+        assert_eq!(json["steps"][0]["mode"], "uint8");
+        assert_eq!(json["steps"][2]["step"], "rescale");
+        let back: Pipeline = serde_json::from_value(json).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn images_and_stacks_come_out_channels_first() {
+        let p = Pipeline::for_size(4, InputRange::Unit).unwrap();
+        let gray = Array2::from_elem((6, 9), 0.25f32);
+        let out = p.apply_image(gray.view().into_dyn()).unwrap();
+        assert_eq!(out.dim(), (3, 4, 4));
+        // (0.25 - 0.5) / 0.5
+        assert!(out.iter().all(|&v| (v + 0.5).abs() < 1e-6));
+        // A volume of 10 slices whose value is the slice index, sampled to 4.
+        let vol = Array3::from_shape_fn((10, 5, 5), |(k, _, _)| k as f32 / 10.0);
+        let mut steps = vec![Step::SampleSlices { count: 4 }];
+        steps.extend(p.steps.clone());
+        let pv = Pipeline::new(steps).unwrap();
+        let out = pv.apply_stack(vol.view().into_dyn()).unwrap();
+        assert_eq!(out.dim(), (4, 3, 4, 4));
+        let firsts: Vec<f32> = (0..4).map(|k| out[[k, 0, 0, 0]] * 0.5 + 0.5).collect();
+        for (got, want) in firsts.iter().zip([0.2, 0.4, 0.7, 0.9]) {
+            assert!((got - want).abs() < 1e-6, "{firsts:?}");
+        }
+        assert!(pv.apply_image(arr2(&[[0.0f32]]).into_dyn().view()).is_err());
+        assert!(p
+            .apply_stack(ndarray::ArrayD::<f32>::zeros(IxDyn(&[0, 2, 2])).view())
+            .is_err());
+        assert!(p
+            .apply_image(ndarray::ArrayD::<f32>::zeros(IxDyn(&[2])).view())
+            .is_err());
+    }
+
+    #[test]
+    fn hf_configs_build_the_processor_order() {
+        let siglip = r#"{"image_processor_type": "SiglipImageProcessor", "size": {"height": 448, "width": 448},
+            "resample": 3, "rescale_factor": 0.00392156862745098, "image_mean": [0.5, 0.5, 0.5],
+            "image_std": [0.5, 0.5, 0.5], "do_normalize": true, "do_rescale": true, "do_resize": true}"#;
+        let p = Pipeline::from_hf_config(
+            siglip,
+            HfOptions {
+                input: InputRange::Levels8,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let names: Vec<String> = p.provenance()["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["step"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "resize",
+                "gray_to_rgb",
+                "rescale",
+                "normalize",
+                "to_channels_first"
+            ]
+        );
+        let p = Pipeline::from_hf_config(
+            siglip,
+            HfOptions {
+                pad_to_square: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let names: Vec<String> = p.provenance()["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["step"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "to_uint8",
+                "pad_to_square",
+                "resize",
+                "gray_to_rgb",
+                "rescale",
+                "normalize",
+                "to_channels_first"
+            ]
+        );
+        let clip = r#"{"image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 224}, "crop_size": 224}"#;
+        let p = Pipeline::from_hf_config(
+            clip,
+            HfOptions {
+                input: InputRange::Levels8,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            p.steps[0],
+            Step::ResizeShortestEdge {
+                size: 224,
+                filter: Filter::Bicubic,
+                mode: ResizeMode::Uint8
+            }
+        );
+        assert_eq!(
+            p.steps[1],
+            Step::CenterCrop {
+                height: 224,
+                width: 224
+            }
+        );
+        let gemma = r#"{"image_processor_type": "Gemma3ImageProcessor", "size": {"height": 896, "width": 896}}"#;
+        let p = Pipeline::from_hf_config(
+            gemma,
+            HfOptions {
+                input: InputRange::Levels8,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            p.steps[0],
+            Step::Resize {
+                height: 896,
+                width: 896,
+                filter: Filter::Bilinear,
+                mode: ResizeMode::Uint8
+            }
+        );
+        for bad in [
+            "{",
+            r#"{"image_processor_type": "LlavaImageProcessor"}"#,
+            r#"{"resample": 9}"#,
+            r#"{"size": {"height": 4}}"#,
+            r#"{"image_processor_type": "Gemma3ImageProcessor", "do_pan_and_scan": true}"#,
+            r#"{"image_std": [0.0]}"#,
+        ] {
+            let e = Pipeline::from_hf_config(bad, HfOptions::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("preprocessor_config.json") || e.contains("step"),
+                "{bad}: {e}"
+            );
+        }
+    }
+}

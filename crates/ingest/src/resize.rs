@@ -1,0 +1,512 @@
+//! Image resampling that reproduces Pillow's `Image.resize` value for value.
+//!
+//! The HuggingFace image processors (SigLIP, Gemma 3, CLIP) resize with Pillow, so a model's
+//! input is only reproduced if our resize is Pillow's. What Pillow does (`src/libImaging/
+//! Resample.c`, `Geometry.c`, `Image.resize` in `src/PIL/Image.py`, Pillow 13.0):
+//!
+//! - a separable convolution, one pass per axis; when downscaling by a factor `s > 1` the
+//!   filter's support is stretched by `s` (antialiasing);
+//! - the horizontal pass runs first unless the height shrinks by more than twice as many
+//!   pixels as the width (Pillow 13.0). The order matters in 8-bit mode, where the
+//!   intermediate image is rounded: Pillow ≤ 12.1 always went horizontal first, and 12.2–12.3
+//!   went vertical first only for images taller than 100× their width, so results from those
+//!   versions can differ from ours by a level where the rules disagree;
+//! - per output sample, source taps `[xmin, xmin + n)` around `centre = (i + 0.5) · scale`,
+//!   weights `filter((j - centre + 0.5) / filterscale)` normalised to sum 1, in `f64`;
+//! - mode "F" (`f32` pixels): sums in `f64`, each pass stored as `f32`
+//!   ([`ResizeMode::Float`]);
+//! - modes "L" / "RGB" (8-bit): the weights are converted to fixed point with 22 fractional
+//!   bits (`PRECISION_BITS = 32 - 8 - 2`), sums start at one half (rounding), and every pass
+//!   is clipped to 0..=255 and stored as `u8` ([`ResizeMode::Uint8`]);
+//! - NEAREST is not a convolution: Pillow maps output to input with an affine scale whose
+//!   source coordinate accumulates `scale` per pixel in `f64` and is truncated.
+//!
+//! Channels are independent in every mode, so `[H, W, C]` is resampled per channel exactly as
+//! Pillow's interleaved "RGB" does. Only the whole-image box is supported (no `box` /
+//! `reducing_gap` arguments), which is what the image processors use.
+
+use ndarray::{Array3, ArrayView3};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{IngestError, Result};
+
+/// Resampling filter, named as Pillow's `Image.Resampling`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Filter {
+    Nearest,
+    Box,
+    Bilinear,
+    Hamming,
+    Bicubic,
+    Lanczos,
+}
+
+impl Filter {
+    /// The filter for a Pillow resampling code as found in HF `preprocessor_config.json`
+    /// (`"resample": 3`): NEAREST 0, LANCZOS 1, BILINEAR 2, BICUBIC 3, BOX 4, HAMMING 5
+    /// (`PIL.Image.Resampling`).
+    pub fn from_pil_code(code: i64) -> Option<Filter> {
+        Some(match code {
+            0 => Filter::Nearest,
+            1 => Filter::Lanczos,
+            2 => Filter::Bilinear,
+            3 => Filter::Bicubic,
+            4 => Filter::Box,
+            5 => Filter::Hamming,
+            _ => return None,
+        })
+    }
+
+    /// Half-width of the kernel at scale 1 (`struct filter` support in Resample.c).
+    fn support(self) -> f64 {
+        match self {
+            Filter::Nearest => 0.0,
+            Filter::Box => 0.5,
+            Filter::Bilinear | Filter::Hamming => 1.0,
+            Filter::Bicubic => 2.0,
+            Filter::Lanczos => 3.0,
+        }
+    }
+
+    /// The kernel, written with the same operation order as Resample.c so the `f64` weights
+    /// are bit-identical.
+    fn kernel(self, x: f64) -> f64 {
+        match self {
+            Filter::Nearest => 0.0,
+            Filter::Box => {
+                if x > -0.5 && x <= 0.5 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Filter::Bilinear => {
+                let x = x.abs();
+                if x < 1.0 {
+                    1.0 - x
+                } else {
+                    0.0
+                }
+            }
+            Filter::Hamming => {
+                let x = x.abs();
+                if x == 0.0 {
+                    1.0
+                } else if x >= 1.0 {
+                    0.0
+                } else {
+                    let x = x * std::f64::consts::PI;
+                    // Pillow writes the constants as C floats (0.54f, 0.46f).
+                    x.sin() / x * (0.54f32 as f64 + 0.46f32 as f64 * x.cos())
+                }
+            }
+            Filter::Bicubic => {
+                // Keys' cubic convolution with a = -0.5 (Resample.c `bicubic_filter`).
+                const A: f64 = -0.5;
+                let x = x.abs();
+                if x < 1.0 {
+                    ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+                } else if x < 2.0 {
+                    (((x - 5.0) * x + 8.0) * x - 4.0) * A
+                } else {
+                    0.0
+                }
+            }
+            Filter::Lanczos => {
+                // Sinc windowed by sinc(x / 3) on [-3, 3).
+                if (-3.0..3.0).contains(&x) {
+                    sinc(x) * sinc(x / 3.0)
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
+fn sinc(x: f64) -> f64 {
+    if x == 0.0 {
+        1.0
+    } else {
+        let x = x * std::f64::consts::PI;
+        x.sin() / x
+    }
+}
+
+/// Which of Pillow's pixel types the resize reproduces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResizeMode {
+    /// Pillow mode "F": `f32` in and out, no rounding or clipping beyond `f32` storage.
+    Float,
+    /// Pillow modes "L" / "RGB": 8-bit levels, fixed-point weights, rounded and clipped.
+    Uint8,
+}
+
+/// Fractional bits of Pillow's fixed-point weights: 32 bits minus 8 for the result minus 2
+/// for overflow from negative lobes (Resample.c `PRECISION_BITS`).
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Convolution weights for one axis: for output `i`, taps start at `start[i]`, there are
+/// `len[i]` of them, weights at `weights[i * ksize ..]`.
+struct Coeffs {
+    start: Vec<usize>,
+    len: Vec<usize>,
+    ksize: usize,
+    weights: Vec<f64>,
+}
+
+impl Coeffs {
+    /// Resample.c `precompute_coeffs` for the box `[0, in_size)`.
+    fn new(in_size: usize, out_size: usize, filter: Filter) -> Coeffs {
+        // Pillow passes the box edges as C floats; whole-image sizes are exact in f32 up to
+        // 2^24, far beyond any image we accept.
+        let scale = (in_size as f32) as f64 / out_size as f64;
+        let filterscale = scale.max(1.0);
+        let support = filter.support() * filterscale;
+        let ksize = support.ceil() as usize * 2 + 1;
+        let inv_filterscale = 1.0 / filterscale;
+        let mut start = Vec::with_capacity(out_size);
+        let mut len = Vec::with_capacity(out_size);
+        let mut weights = vec![0.0f64; out_size * ksize];
+        for xx in 0..out_size {
+            let center = (xx as f64 + 0.5) * scale;
+            // C `(int)` truncates toward zero; negatives are clamped to 0 right after.
+            let xmin = ((center - support + 0.5) as i64).max(0);
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64);
+            let n = (xmax - xmin).max(0) as usize;
+            let k = &mut weights[xx * ksize..xx * ksize + n.min(ksize)];
+            let mut ww = 0.0;
+            for (x, w) in k.iter_mut().enumerate() {
+                *w = filter.kernel(((x as i64 + xmin) as f64 - center + 0.5) * inv_filterscale);
+                ww += *w;
+            }
+            if ww != 0.0 {
+                for w in k.iter_mut() {
+                    *w /= ww;
+                }
+            }
+            start.push(xmin as usize);
+            len.push(n.min(ksize));
+        }
+        Coeffs {
+            start,
+            len,
+            ksize,
+            weights,
+        }
+    }
+
+    fn taps(&self, i: usize) -> (usize, &[f64]) {
+        let w = &self.weights[i * self.ksize..i * self.ksize + self.len[i]];
+        (self.start[i], w)
+    }
+
+    /// Resample.c `normalize_coeffs_8bpc`: round half away from zero to 22 fractional bits.
+    fn fixed_point(&self) -> Vec<i32> {
+        let one = (1u32 << PRECISION_BITS) as f64;
+        self.weights
+            .iter()
+            .map(|&k| {
+                if k < 0.0 {
+                    (-0.5 + k * one) as i32
+                } else {
+                    (0.5 + k * one) as i32
+                }
+            })
+            .collect()
+    }
+}
+
+/// Resample.c `clip8`: the integer part of a fixed-point sum, clipped to 0..=255.
+#[inline]
+fn clip8(ss: i32) -> u8 {
+    (ss >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Pixel types with a Pillow resampling pass.
+trait Sample: Copy + Send + Sync + Default {
+    fn convolve_axis(src: &[Self], stride: usize, taps: (usize, &[f64]), fixed: &[i32]) -> Self;
+}
+
+impl Sample for f32 {
+    #[inline]
+    fn convolve_axis(src: &[f32], stride: usize, (start, k): (usize, &[f64]), _: &[i32]) -> f32 {
+        let mut ss = 0.0f64;
+        for (j, &w) in k.iter().enumerate() {
+            ss += src[(start + j) * stride] as f64 * w;
+        }
+        ss as f32
+    }
+}
+
+impl Sample for u8 {
+    #[inline]
+    fn convolve_axis(src: &[u8], stride: usize, (start, _): (usize, &[f64]), fixed: &[i32]) -> u8 {
+        // Wrapping arithmetic: Pillow's sums are C `int`; for 8-bit input and normalised
+        // weights they stay far below 2^31, and wrapping keeps odd weights from panicking.
+        let mut ss: i32 = 1 << (PRECISION_BITS - 1);
+        for (j, &w) in fixed.iter().enumerate() {
+            ss = ss.wrapping_add((src[(start + j) * stride] as i32).wrapping_mul(w));
+        }
+        clip8(ss)
+    }
+}
+
+/// One horizontal pass over `[h, w, c]` (row-major, channels interleaved) to width `out_w`.
+fn horizontal<T: Sample>(
+    src: &[T],
+    h: usize,
+    w: usize,
+    c: usize,
+    out_w: usize,
+    filter: Filter,
+) -> Vec<T> {
+    let co = Coeffs::new(w, out_w, filter);
+    let fixed = co.fixed_point();
+    let mut out = vec![T::default(); h * out_w * c];
+    out.par_chunks_mut(out_w * c)
+        .zip(src.par_chunks(w * c))
+        .for_each(|(orow, irow)| {
+            for xx in 0..out_w {
+                let taps = co.taps(xx);
+                let f = &fixed[xx * co.ksize..xx * co.ksize + taps.1.len()];
+                for ch in 0..c {
+                    orow[xx * c + ch] = T::convolve_axis(&irow[ch..], c, taps, f);
+                }
+            }
+        });
+    out
+}
+
+/// One vertical pass over `[h, w, c]` to height `out_h`.
+fn vertical<T: Sample>(
+    src: &[T],
+    h: usize,
+    w: usize,
+    c: usize,
+    out_h: usize,
+    filter: Filter,
+) -> Vec<T> {
+    let co = Coeffs::new(h, out_h, filter);
+    let fixed = co.fixed_point();
+    let row = w * c;
+    let mut out = vec![T::default(); out_h * row];
+    out.par_chunks_mut(row).enumerate().for_each(|(yy, orow)| {
+        let taps = co.taps(yy);
+        let f = &fixed[yy * co.ksize..yy * co.ksize + taps.1.len()];
+        for (i, o) in orow.iter_mut().enumerate() {
+            *o = T::convolve_axis(&src[i..], row, taps, f);
+        }
+    });
+    out
+}
+
+/// NEAREST: `ImagingScaleAffine` in Geometry.c. The source coordinate starts at half a
+/// step and accumulates the step in `f64`; the index is its truncation.
+fn nearest_indices(in_size: usize, out_size: usize) -> Vec<usize> {
+    let a = (in_size as f32) as f64 / out_size as f64;
+    let mut pos = a * 0.5;
+    let mut idx = Vec::with_capacity(out_size);
+    for _ in 0..out_size {
+        idx.push((pos as usize).min(in_size - 1));
+        pos += a;
+    }
+    idx
+}
+
+fn nearest<T: Sample>(
+    src: &[T],
+    h: usize,
+    w: usize,
+    c: usize,
+    out_h: usize,
+    out_w: usize,
+) -> Vec<T> {
+    let xs = nearest_indices(w, out_w);
+    let ys = nearest_indices(h, out_h);
+    let mut out = vec![T::default(); out_h * out_w * c];
+    out.par_chunks_mut(out_w * c)
+        .enumerate()
+        .for_each(|(y, orow)| {
+            let irow = &src[ys[y] * w * c..(ys[y] + 1) * w * c];
+            for (x, &sx) in xs.iter().enumerate() {
+                orow[x * c..(x + 1) * c].copy_from_slice(&irow[sx * c..(sx + 1) * c]);
+            }
+        });
+    out
+}
+
+fn resample<T: Sample>(
+    src: &[T],
+    (h, w, c): (usize, usize, usize),
+    (out_h, out_w): (usize, usize),
+    filter: Filter,
+) -> Vec<T> {
+    if (h, w) == (out_h, out_w) {
+        return src.to_vec();
+    }
+    if filter == Filter::Nearest {
+        return nearest(src, h, w, c, out_h, out_w);
+    }
+    // Pillow 13 `ImagingResampleInner`: when the height shrinks by more than twice as many
+    // pixels as the width does, the vertical pass runs first (C `int` arithmetic, so a
+    // growing width counts negative).
+    let (dh, dw) = (h as i64 - out_h as i64, w as i64 - out_w as i64);
+    let horizontal_first = !(dh > 0 && dh > dw * 2);
+    if horizontal_first {
+        let tmp = if out_w != w {
+            horizontal(src, h, w, c, out_w, filter)
+        } else {
+            src.to_vec()
+        };
+        if out_h != h {
+            vertical(&tmp, h, out_w, c, out_h, filter)
+        } else {
+            tmp
+        }
+    } else {
+        let tmp = if out_h != h {
+            vertical(src, h, w, c, out_h, filter)
+        } else {
+            src.to_vec()
+        };
+        if out_w != w {
+            horizontal(&tmp, out_h, w, c, out_w, filter)
+        } else {
+            tmp
+        }
+    }
+}
+
+fn check_sizes(shape: &[usize], out_h: usize, out_w: usize) -> Result<()> {
+    if shape.iter().any(|&s| s == 0) || out_h == 0 || out_w == 0 {
+        return Err(IngestError::Invalid {
+            what: "resize".into(),
+            reason: format!("cannot resize {shape:?} to {out_h}x{out_w}: empty image or size"),
+        });
+    }
+    Ok(())
+}
+
+/// Resizes `[H, W, C]` `f32` samples as Pillow mode "F" does, to `[out_h, out_w, C]`.
+pub fn resize_f32(
+    img: ArrayView3<f32>,
+    out_h: usize,
+    out_w: usize,
+    filter: Filter,
+) -> Result<Array3<f32>> {
+    let (h, w, c) = img.dim();
+    check_sizes(img.shape(), out_h, out_w)?;
+    let src: Vec<f32> = img.iter().copied().collect();
+    let out = resample(&src, (h, w, c), (out_h, out_w), filter);
+    Ok(Array3::from_shape_vec((out_h, out_w, c), out).expect("resample returns out_h*out_w*c"))
+}
+
+/// Resizes `[H, W, C]` 8-bit samples as Pillow modes "L" (C = 1) and "RGB" (C = 3) do.
+pub fn resize_u8(
+    img: ArrayView3<u8>,
+    out_h: usize,
+    out_w: usize,
+    filter: Filter,
+) -> Result<Array3<u8>> {
+    let (h, w, c) = img.dim();
+    check_sizes(img.shape(), out_h, out_w)?;
+    let src: Vec<u8> = img.iter().copied().collect();
+    let out = resample(&src, (h, w, c), (out_h, out_w), filter);
+    Ok(Array3::from_shape_vec((out_h, out_w, c), out).expect("resample returns out_h*out_w*c"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    #[test]
+    fn weights_sum_to_one_and_cover_the_support() {
+        for f in [
+            Filter::Box,
+            Filter::Bilinear,
+            Filter::Hamming,
+            Filter::Bicubic,
+            Filter::Lanczos,
+        ] {
+            for (i, o) in [(10, 3), (3, 10), (7, 7), (100, 33)] {
+                let c = Coeffs::new(i, o, f);
+                for x in 0..o {
+                    let (s, k) = c.taps(x);
+                    assert!(s + k.len() <= i);
+                    let sum: f64 = k.iter().sum();
+                    assert!(
+                        (sum - 1.0).abs() < 1e-12,
+                        "{f:?} {i}->{o} out {x}: sum {sum}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn downscale_stretches_support() {
+        // 2x downscale with the triangle filter: support 2 taps either side, weights
+        // 1/8, 3/8, 3/8, 1/8 for an interior sample (centre at 2i + 1).
+        let c = Coeffs::new(8, 4, Filter::Bilinear);
+        let (s, k) = c.taps(1);
+        assert_eq!(s, 1);
+        let want = [0.125, 0.375, 0.375, 0.125];
+        assert_eq!(k.len(), 4);
+        for (a, b) in k.iter().zip(want) {
+            assert!((a - b).abs() < 1e-15);
+        }
+    }
+
+    #[test]
+    fn constant_image_stays_constant() {
+        let img = Array3::from_elem((9, 13, 3), 77u8);
+        for f in [
+            Filter::Nearest,
+            Filter::Box,
+            Filter::Bilinear,
+            Filter::Bicubic,
+            Filter::Lanczos,
+        ] {
+            let out = resize_u8(img.view(), 5, 20, f).unwrap();
+            assert!(out.iter().all(|&v| v == 77), "{f:?}");
+            let outf = resize_f32(img.mapv(|v| v as f32).view(), 20, 5, f).unwrap();
+            assert!(outf.iter().all(|&v| (v - 77.0).abs() < 1e-4), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn eight_bit_clips_bicubic_overshoot() {
+        // A hard edge: bicubic's negative lobes overshoot below 0 and above 255; Pillow clips.
+        let mut img = Array3::zeros((1, 8, 1));
+        for x in 4..8 {
+            img[[0, x, 0]] = 255u8;
+        }
+        let out = resize_u8(img.view(), 1, 16, Filter::Bicubic).unwrap();
+        let f = resize_f32(img.mapv(|v| v as f32).view(), 1, 16, Filter::Bicubic).unwrap();
+        assert!(f.iter().any(|&v| v < 0.0) && f.iter().any(|&v| v > 255.0));
+        for (a, b) in out.iter().zip(f.iter()) {
+            assert!((*a as f32 - b.clamp(0.0, 255.0)).abs() <= 1.0);
+        }
+    }
+
+    #[test]
+    fn nearest_picks_pillow_indices() {
+        // 5 -> 3: step 5/3, positions 0.833, 2.5, 4.167 -> 0, 2, 4.
+        assert_eq!(nearest_indices(5, 3), vec![0, 2, 4]);
+        // 2 -> 5: step 0.4, positions 0.2, 0.6, 1.0, 1.4, 1.8 -> 0, 0, 1, 1, 1.
+        assert_eq!(nearest_indices(2, 5), vec![0, 0, 1, 1, 1]);
+    }
+
+    #[test]
+    fn empty_sizes_are_errors() {
+        let img = Array3::<f32>::zeros((4, 4, 1));
+        assert!(resize_f32(img.view(), 0, 4, Filter::Bilinear).is_err());
+        let empty = Array3::<u8>::zeros((0, 4, 1));
+        assert!(resize_u8(empty.view(), 2, 2, Filter::Bilinear).is_err());
+    }
+}
