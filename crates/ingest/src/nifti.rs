@@ -387,7 +387,12 @@ pub fn read_nifti_with_limit(path: impl AsRef<Path>, max_samples: u64) -> Result
             &mut (&mut data_stream.reader).take(GZIP_TRAILER_READ_LIMIT),
             &mut std::io::sink(),
         )
-        .map_err(|e| nifti_err(&data_path, format!("compressed stream after the voxel data: {e}")))?;
+        .map_err(|e| {
+            nifti_err(
+                &data_path,
+                format!("compressed stream after the voxel data: {e}"),
+            )
+        })?;
     }
 
     Ok(NiftiImage {
@@ -422,17 +427,17 @@ struct Stream {
 
 fn open_maybe_gz(path: &Path) -> Result<Stream> {
     let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| IngestError::io(path, e))?
-        .len();
+    let len = file.metadata().map_err(|e| IngestError::io(path, e))?.len();
     let mut buffered = BufReader::with_capacity(1 << 16, file);
     let head = buffered.fill_buf().map_err(|e| IngestError::io(path, e))?;
     // RFC 1952: gzip members start with 0x1f 0x8b.
     if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {
         // MultiGzDecoder: bgzip and concatenated gzip files are several members.
         Ok(Stream {
-            reader: Box::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(buffered))),
+            reader: Box::new(BufReader::with_capacity(
+                1 << 16,
+                MultiGzDecoder::new(buffered),
+            )),
             file_len: None,
         })
     } else {
@@ -483,7 +488,11 @@ fn sibling(path: &Path, from: &str, to: &str) -> Option<PathBuf> {
     } else {
         to.to_string()
     };
-    let gz_ext = if to.chars().any(|c| c.is_ascii_uppercase()) { ".GZ" } else { ".gz" };
+    let gz_ext = if to.chars().any(|c| c.is_ascii_uppercase()) {
+        ".GZ"
+    } else {
+        ".gz"
+    };
     let plain = path.with_file_name(format!("{stem}{to}"));
     let zipped = path.with_file_name(format!("{stem}{to}{gz_ext}"));
     let candidates = if gz { [zipped, plain] } else { [plain, zipped] };
@@ -495,7 +504,10 @@ fn header_path_for(path: &Path) -> Result<PathBuf> {
     let name = lower_name(path);
     if name.ends_with(".img") || name.ends_with(".img.gz") {
         return sibling(path, ".img", ".hdr").ok_or_else(|| {
-            nifti_err(path, "this is the image file of a pair but its .hdr is missing")
+            nifti_err(
+                path,
+                "this is the image file of a pair but its .hdr is missing",
+            )
         });
     }
     Ok(path.to_path_buf())
@@ -598,7 +610,10 @@ fn read_header(r: &mut dyn Read, path: &Path) -> Result<(NiftiHeader, usize)> {
             expected: len,
         });
     }
-    let f = Fields { b: &raw[..len], big };
+    let f = Fields {
+        b: &raw[..len],
+        big,
+    };
     let endian = if big { Endian::Big } else { Endian::Little };
     let header = if len == NIFTI1_HEADER_BYTES {
         parse_nifti1(&f, endian, path)?
@@ -732,7 +747,10 @@ fn finish_header(path: &Path, r: Raw) -> Result<NiftiHeader> {
     let mut dims = Vec::with_capacity(ndim as usize);
     for (axis, &d) in r.dim.iter().enumerate().skip(1).take(ndim as usize) {
         if d < 1 {
-            return Err(nifti_err(path, format!("dim[{axis}] = {d}, must be at least 1")));
+            return Err(nifti_err(
+                path,
+                format!("dim[{axis}] = {d}, must be at least 1"),
+            ));
         }
         dims.push(d as u64);
     }
@@ -741,7 +759,10 @@ fn finish_header(path: &Path, r: Raw) -> Result<NiftiHeader> {
         dims.push(1);
     }
     if !r.vox_offset.is_finite() || r.vox_offset < 0.0 {
-        return Err(nifti_err(path, format!("vox_offset {} is invalid", r.vox_offset)));
+        return Err(nifti_err(
+            path,
+            format!("vox_offset {} is invalid", r.vox_offset),
+        ));
     }
     Ok(NiftiHeader {
         version: r.version,
@@ -786,7 +807,11 @@ fn scaling(h: &NiftiHeader) -> Option<(f64, f64)> {
     if h.datatype.is_colour() || h.scl_slope == 0.0 || !h.scl_slope.is_finite() {
         return None;
     }
-    let inter = if h.scl_inter.is_finite() { h.scl_inter } else { 0.0 };
+    let inter = if h.scl_inter.is_finite() {
+        h.scl_inter
+    } else {
+        0.0
+    };
     Some((h.scl_slope, inter))
 }
 
@@ -798,7 +823,11 @@ fn decode_scalar(buf: &[u8], dt: Datatype, endian: Endian, scale: Option<(f64, f
                 .map(|c| {
                     let mut a = [0u8; $n];
                     a.copy_from_slice(c);
-                    let v = if big { <$t>::from_be_bytes(a) } else { <$t>::from_le_bytes(a) };
+                    let v = if big {
+                        <$t>::from_be_bytes(a)
+                    } else {
+                        <$t>::from_le_bytes(a)
+                    };
                     apply(v as f64, scale)
                 })
                 .collect()
@@ -806,7 +835,10 @@ fn decode_scalar(buf: &[u8], dt: Datatype, endian: Endian, scale: Option<(f64, f
     }
     match dt {
         Datatype::U8 => buf.iter().map(|&v| apply(f64::from(v), scale)).collect(),
-        Datatype::I8 => buf.iter().map(|&v| apply(f64::from(v as i8), scale)).collect(),
+        Datatype::I8 => buf
+            .iter()
+            .map(|&v| apply(f64::from(v as i8), scale))
+            .collect(),
         Datatype::I16 => conv!(i16, 2),
         Datatype::U16 => conv!(u16, 2),
         Datatype::I32 => conv!(i32, 4),
@@ -815,7 +847,9 @@ fn decode_scalar(buf: &[u8], dt: Datatype, endian: Endian, scale: Option<(f64, f
         Datatype::U64 => conv!(u64, 8),
         Datatype::F32 => conv!(f32, 4),
         Datatype::F64 => conv!(f64, 8),
-        Datatype::Rgb24 | Datatype::Rgba32 => unreachable!("colour data is decoded by decode_colour"),
+        Datatype::Rgb24 | Datatype::Rgba32 => {
+            unreachable!("colour data is decoded by decode_colour")
+        }
     }
 }
 
@@ -852,15 +886,31 @@ fn ras_affine(h: &NiftiHeader, source: GeometrySource) -> [[f64; 4]; 3] {
                 (0.0, b / n, c / n, d / n)
             };
             let r = [
-                [a * a + b * b - c * c - d * d, 2.0 * (b * c - a * d), 2.0 * (b * d + a * c)],
-                [2.0 * (b * c + a * d), a * a + c * c - b * b - d * d, 2.0 * (c * d - a * b)],
-                [2.0 * (b * d - a * c), 2.0 * (c * d + a * b), a * a + d * d - c * c - b * b],
+                [
+                    a * a + b * b - c * c - d * d,
+                    2.0 * (b * c - a * d),
+                    2.0 * (b * d + a * c),
+                ],
+                [
+                    2.0 * (b * c + a * d),
+                    a * a + c * c - b * b - d * d,
+                    2.0 * (c * d - a * b),
+                ],
+                [
+                    2.0 * (b * d - a * c),
+                    2.0 * (c * d + a * b),
+                    a * a + d * d - c * c - b * b,
+                ],
             ];
             // nifti1.h: qfac = pixdim[0], −1 or 1 (0 is treated as 1 by nifti1_io).
             let qfac = if h.pixdim[0] < 0.0 { -1.0 } else { 1.0 };
             // nifti1_io: non-positive pixdim in a qform is read as 1.
             let step = |p: f64| if p > 0.0 { p } else { 1.0 };
-            let scale = [step(h.pixdim[1]), step(h.pixdim[2]), qfac * step(h.pixdim[3])];
+            let scale = [
+                step(h.pixdim[1]),
+                step(h.pixdim[2]),
+                qfac * step(h.pixdim[3]),
+            ];
             std::array::from_fn(|row| {
                 [
                     r[row][0] * scale[0],
@@ -888,14 +938,19 @@ fn lps_affine(h: &NiftiHeader, warnings: &mut Vec<String>) -> ([[f64; 4]; 4], Ge
         candidates.push(GeometrySource::Qform);
     }
     candidates.push(GeometrySource::PixdimOnly);
-    let mut chosen = (ras_affine(h, GeometrySource::PixdimOnly), GeometrySource::PixdimOnly);
+    let mut chosen = (
+        ras_affine(h, GeometrySource::PixdimOnly),
+        GeometrySource::PixdimOnly,
+    );
     for source in candidates {
         let a = ras_affine(h, source);
         if a.iter().flatten().all(|v| v.is_finite()) {
             chosen = (a, source);
             break;
         }
-        warnings.push(format!("{source:?} affine has non-finite entries; not used"));
+        warnings.push(format!(
+            "{source:?} affine has non-finite entries; not used"
+        ));
     }
     let (ras, source) = chosen;
     (ras_to_lps_mm(h, &ras), source)

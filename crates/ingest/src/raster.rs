@@ -135,7 +135,8 @@ mod tests {
     /// Files encoded by hand in tools/fixtures/make_raster.py; expected arrays beside them.
     #[test]
     fn hand_encoded_png_and_tiff_give_their_stored_values() {
-        let text = std::fs::read_to_string(fixtures().join("expected.json")).expect("expected.json");
+        let text =
+            std::fs::read_to_string(fixtures().join("expected.json")).expect("expected.json");
         let doc: serde_json::Value = serde_json::from_str(&text).expect("json");
         let cases = doc["cases"].as_array().expect("cases");
         assert_eq!(cases.len(), 9);
@@ -170,7 +171,10 @@ mod tests {
         let p = dir.path().join("g.jpg");
         gray.save(&p).expect("encode jpeg");
         let img = read_raster(&p).expect("decode jpeg");
-        assert_eq!((img.pixels.shape(), img.bits, img.colour), (&[24, 32][..], 8, false));
+        assert_eq!(
+            (img.pixels.shape(), img.bits, img.colour),
+            (&[24, 32][..], 8, false)
+        );
         let worst = img
             .pixels
             .indexed_iter()
@@ -178,12 +182,18 @@ mod tests {
             .fold(0f32, f32::max);
         assert!(worst <= 8.0, "gray JPEG error {worst}");
 
-        let rgb = image::RgbImage::from_fn(16, 8, |x, y| image::Rgb([200, (x * 10) as u8, (y * 20) as u8]));
+        let rgb = image::RgbImage::from_fn(16, 8, |x, y| {
+            image::Rgb([200, (x * 10) as u8, (y * 20) as u8])
+        });
         let p = dir.path().join("c.jpeg");
         rgb.save(&p).expect("encode jpeg");
         let img = read_raster(&p).expect("decode jpeg");
         assert_eq!((img.pixels.shape(), img.colour), (&[8, 16, 3][..], true));
-        let mean_red = img.pixels.slice(ndarray::s![.., .., 0]).mean().expect("mean");
+        let mean_red = img
+            .pixels
+            .slice(ndarray::s![.., .., 0])
+            .mean()
+            .expect("mean");
         assert!((mean_red - 200.0).abs() < 6.0, "mean red {mean_red}");
     }
 
@@ -191,7 +201,8 @@ mod tests {
     /// blank.
     #[test]
     fn every_vqa_rad_jpeg_decodes() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/vqa/vqa_rad/images");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fixtures/vqa/vqa_rad/images");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             eprintln!("SKIP: {} absent", dir.display());
             return;
@@ -205,8 +216,15 @@ mod tests {
                 let s = img.pixels.shape();
                 assert!(s[0] >= 64 && s[1] >= 64, "{}: {s:?}", path.display());
                 assert_eq!(img.bits, 8);
-                let (lo, hi) = img.pixels.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-                assert!(lo >= 0.0 && hi <= 255.0 && hi - lo > 50.0, "{}: range {lo}..{hi}", path.display());
+                let (lo, hi) = img
+                    .pixels
+                    .iter()
+                    .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+                assert!(
+                    lo >= 0.0 && hi <= 255.0 && hi - lo > 50.0,
+                    "{}: range {lo}..{hi}",
+                    path.display()
+                );
                 usize::from(img.colour)
             })
             .sum();
@@ -231,11 +249,17 @@ mod tests {
         assert!(e.to_string().contains("junk.png"), "{e}");
 
         let e = read_raster(dir.path().join("absent.png")).expect_err("absent");
-        assert!(matches!(e, IngestError::Io { .. }) && e.to_string().contains("absent.png"), "{e}");
+        assert!(
+            matches!(e, IngestError::Io { .. }) && e.to_string().contains("absent.png"),
+            "{e}"
+        );
 
         // rgb8.png is 7×5×3 = 105 samples.
         let e = read_raster_with_limit(fixtures().join("rgb8.png"), 104).expect_err("limit");
-        assert!(matches!(e, IngestError::TooLarge { voxels: 105, .. }), "{e}");
+        assert!(
+            matches!(e, IngestError::TooLarge { voxels: 105, .. }),
+            "{e}"
+        );
         assert!(read_raster_with_limit(fixtures().join("rgb8.png"), 105).is_ok());
     }
 }

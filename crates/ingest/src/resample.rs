@@ -84,15 +84,15 @@ pub fn resample_to_spacing(v: &Volume, target: [f64; 3]) -> Result<Volume> {
     }
     let shape_in = v.shape();
     let shape_out = output_shape(shape_in, v.spacing, target);
-    let total = shape_out.iter().try_fold(1u64, |acc, &n| acc.checked_mul(n as u64));
+    let total = shape_out
+        .iter()
+        .try_fold(1u64, |acc, &n| acc.checked_mul(n as u64));
     match total {
         Some(n) if n <= MAX_OUTPUT_VOXELS => {}
         _ => {
             return Err(IngestError::Invalid {
                 what: "resample".into(),
-                reason: format!(
-                    "output shape {shape_out:?} exceeds {MAX_OUTPUT_VOXELS} voxels"
-                ),
+                reason: format!("output shape {shape_out:?} exceeds {MAX_OUTPUT_VOXELS} voxels"),
             })
         }
     }
@@ -188,7 +188,9 @@ fn parse_code(code: &str) -> Result<[(usize, f64); 3]> {
     };
     let letters: Vec<char> = code.chars().map(|c| c.to_ascii_uppercase()).collect();
     if letters.len() != 3 {
-        return Err(bad("must be three letters, one each of L/R, P/A, S/I".into()));
+        return Err(bad(
+            "must be three letters, one each of L/R, P/A, S/I".into()
+        ));
     }
     let mut out = [(0usize, 1.0f64); 3];
     let mut seen = [false; 3];

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use medvqa_ingest::nifti::{read_nifti, read_nifti_with_limit, Endian, GeometrySource, NiftiVersion};
+use medvqa_ingest::nifti::{
+    read_nifti, read_nifti_with_limit, Endian, GeometrySource, NiftiVersion,
+};
 use medvqa_ingest::IngestError;
 use serde_json::Value;
 
@@ -29,9 +31,17 @@ fn every_nibabel_fixture_matches_values_and_lps_geometry() {
         let name = case["file"].as_str().expect("file");
         let img = read_nifti(fixtures().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         let h = &img.header;
-        let version = if case["version"] == 2 { NiftiVersion::Two } else { NiftiVersion::One };
+        let version = if case["version"] == 2 {
+            NiftiVersion::Two
+        } else {
+            NiftiVersion::One
+        };
         assert_eq!(h.version, version, "{name}");
-        let endian = if case["big_endian"] == true { Endian::Big } else { Endian::Little };
+        let endian = if case["big_endian"] == true {
+            Endian::Big
+        } else {
+            Endian::Little
+        };
         assert_eq!(h.endian, endian, "{name}");
         assert_eq!(Value::from(h.datatype.code()), case["datatype"], "{name}");
         assert_eq!(Value::from(h.dims.clone()), case["dims"], "{name}");
@@ -62,7 +72,11 @@ fn every_nibabel_fixture_matches_values_and_lps_geometry() {
         assert_eq!(img.volumes.len() as u64, n_vol, "{name}");
         for v in &img.volumes {
             assert_eq!(v.shape(), [nz, ny, nx], "{name}");
-            for (s, w) in v.spacing.iter().zip(case["spacing"].as_array().expect("spacing")) {
+            for (s, w) in v
+                .spacing
+                .iter()
+                .zip(case["spacing"].as_array().expect("spacing"))
+            {
                 assert!((s - f(w)).abs() < 1e-6, "{name}: spacing {:?}", v.spacing);
             }
             for &(k, j, i) in &[(0, 0, 0), (nz - 1, 0, 0), (0, ny - 1, 3), (2, 5, nx - 1)] {
@@ -72,7 +86,10 @@ fn every_nibabel_fixture_matches_values_and_lps_geometry() {
                         + f(&want[a][1]) * j as f64
                         + f(&want[a][2]) * k as f64
                         + f(&want[a][3]);
-                    assert!((got - w).abs() < 1e-6 * w.abs().max(1.0), "{name}: position [{k},{j},{i}]");
+                    assert!(
+                        (got - w).abs() < 1e-6 * w.abs().max(1.0),
+                        "{name}: position [{k},{j},{i}]"
+                    );
                 }
             }
         }
@@ -89,7 +106,12 @@ fn every_nibabel_fixture_matches_values_and_lps_geometry() {
                 .zip(rgb)
                 .enumerate()
             {
-                let want: Vec<f32> = want.as_array().expect("rgb").iter().map(|x| f(x) as f32).collect();
+                let want: Vec<f32> = want
+                    .as_array()
+                    .expect("rgb")
+                    .iter()
+                    .map(|x| f(x) as f32)
+                    .collect();
                 assert_eq!(px, &want[..], "{name}: voxel {n}");
                 let luma = 0.299 * want[0] + 0.587 * want[1] + 0.114 * want[2];
                 let got = img.volumes[0].voxels.as_slice().expect("layout")[n];
@@ -105,7 +127,10 @@ fn every_nibabel_fixture_matches_values_and_lps_geometry() {
                 assert_eq!(got.len(), want.len(), "{name}");
                 for (n, (g, w)) in got.iter().zip(want).enumerate() {
                     let w = f(w);
-                    assert!((f64::from(*g) - w).abs() <= 1e-6 * w.abs().max(1.0), "{name}: volume {t} voxel {n}: {g} vs {w}");
+                    assert!(
+                        (f64::from(*g) - w).abs() <= 1e-6 * w.abs().max(1.0),
+                        "{name}: volume {t} voxel {n}: {g} vs {w}"
+                    );
                 }
             }
         }
@@ -122,11 +147,17 @@ fn scaled_fixture_really_is_scaled_and_pairs_open_from_either_file() {
     let from_hdr = read_nifti(fixtures().join("pair.hdr")).expect("pair.hdr");
     let from_img = read_nifti(fixtures().join("pair.img")).expect("pair.img");
     assert_eq!(from_hdr.header.magic, "ni1");
-    assert_eq!(from_hdr.files, vec![fixtures().join("pair.hdr"), fixtures().join("pair.img")]);
+    assert_eq!(
+        from_hdr.files,
+        vec![fixtures().join("pair.hdr"), fixtures().join("pair.img")]
+    );
     assert_eq!(from_hdr.volumes, from_img.volumes);
 
     let ext = read_nifti(fixtures().join("oblique_sform.nii")).expect("oblique");
-    assert!(ext.header.vox_offset > 352, "the extension fixture must push vox_offset");
+    assert!(
+        ext.header.vox_offset > 352,
+        "the extension fixture must push vox_offset"
+    );
 }
 
 fn copy_to(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -146,7 +177,9 @@ fn truncated_files_are_errors_naming_the_file() {
 
     let p = copy_to(dir.path(), "cut_data.nii", &full[..full.len() - 100]);
     match read_nifti(&p) {
-        Err(e @ IngestError::Truncated { .. }) => assert!(e.to_string().contains("cut_data.nii"), "{e}"),
+        Err(e @ IngestError::Truncated { .. }) => {
+            assert!(e.to_string().contains("cut_data.nii"), "{e}")
+        }
         other => panic!("expected Truncated, got {other:?}"),
     }
 
@@ -164,7 +197,10 @@ fn truncated_files_are_errors_naming_the_file() {
     }
 
     let p = copy_to(dir.path(), "empty.nii", &[]);
-    assert!(matches!(read_nifti(&p), Err(IngestError::UnknownFormat { .. })));
+    assert!(matches!(
+        read_nifti(&p),
+        Err(IngestError::UnknownFormat { .. })
+    ));
 }
 
 #[test]
@@ -181,7 +217,17 @@ fn declared_sizes_beyond_the_limit_are_refused_before_reading() {
         other => panic!("expected TooLarge, got {other:?}"),
     }
     let e = read_nifti_with_limit(fixtures().join("fourd.nii.gz"), 1000).expect_err("limit");
-    assert!(matches!(e, IngestError::TooLarge { voxels: 1440, limit: 1000, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            IngestError::TooLarge {
+                voxels: 1440,
+                limit: 1000,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -215,10 +261,16 @@ fn malformed_headers_give_clean_errors() {
 
     let p = copy_to(dir.path(), "lonely.hdr", &fixture_bytes("pair.hdr"));
     let e = read_nifti(&p).expect_err("missing .img");
-    assert!(e.to_string().contains("lonely.hdr") && e.to_string().contains(".img"), "{e}");
+    assert!(
+        e.to_string().contains("lonely.hdr") && e.to_string().contains(".img"),
+        "{e}"
+    );
 
     let p = copy_to(dir.path(), "noise.nii", &[7u8; 600]);
-    assert!(matches!(read_nifti(&p), Err(IngestError::UnknownFormat { .. })));
+    assert!(matches!(
+        read_nifti(&p),
+        Err(IngestError::UnknownFormat { .. })
+    ));
 }
 
 /// dcm2niix conversions in ../shared/fixtures: dims, datatype and voxel sums (from nibabel
@@ -234,10 +286,30 @@ fn dcm2niix_reference_outputs_read_sanely() {
         return;
     }
     let cases: &[(&Path, &str, [u64; 4], f64)] = &[
-        (&nih, "DCM2NIIX_regression_test_4.nii", [64, 64, 15, 10], 348072471.0),
-        (&nih, "DCM2NIIX_regression_test_5.nii", [64, 64, 15, 10], 338798030.0),
-        (&nih, "DCM2NIIX_regression_test_6.nii", [64, 64, 15, 10], 332521780.0),
-        (&nih, "DCM2NIIX_regression_test_7.nii", [64, 64, 15, 10], 333667756.0),
+        (
+            &nih,
+            "DCM2NIIX_regression_test_4.nii",
+            [64, 64, 15, 10],
+            348072471.0,
+        ),
+        (
+            &nih,
+            "DCM2NIIX_regression_test_5.nii",
+            [64, 64, 15, 10],
+            338798030.0,
+        ),
+        (
+            &nih,
+            "DCM2NIIX_regression_test_6.nii",
+            [64, 64, 15, 10],
+            332521780.0,
+        ),
+        (
+            &nih,
+            "DCM2NIIX_regression_test_7.nii",
+            [64, 64, 15, 10],
+            333667756.0,
+        ),
         (&nih, "EPI_PE=AP_3.nii", [72, 72, 5, 2], 10219069.0),
         (&nih, "EPI_PE=LR_6.nii", [72, 72, 5, 2], 10258863.0),
         (&nih, "EPI_PE=PA_4.nii", [72, 72, 5, 2], 10252365.0),
@@ -248,7 +320,12 @@ fn dcm2niix_reference_outputs_read_sanely() {
         let img = read_nifti(dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(img.header.dims, dims.to_vec(), "{name}");
         assert_eq!(img.volumes.len() as u64, dims[3], "{name}");
-        let total: f64 = img.volumes.iter().flat_map(|v| v.voxels.iter()).map(|&x| f64::from(x)).sum();
+        let total: f64 = img
+            .volumes
+            .iter()
+            .flat_map(|v| v.voxels.iter())
+            .map(|&x| f64::from(x))
+            .sum();
         assert_eq!(total, sum, "{name}");
         check_sform_matches_qform(&img, name);
         read += 1;
@@ -261,7 +338,11 @@ fn dcm2niix_reference_outputs_read_sanely() {
         let v = &img.volumes[0];
         let total: f64 = v.voxels.iter().map(|&x| f64::from(x)).sum();
         assert_eq!(total, 38036663.0, "{name}");
-        assert!((v.spacing[0] - 3.6).abs() < 1e-4 && (v.spacing[1] - 3.25).abs() < 1e-4, "{name}: {:?}", v.spacing);
+        assert!(
+            (v.spacing[0] - 3.6).abs() < 1e-4 && (v.spacing[1] - 3.25).abs() < 1e-4,
+            "{name}: {:?}",
+            v.spacing
+        );
         assert_eq!(img.volumes, first.volumes, "{name} differs from 1.nii");
         check_sform_matches_qform(&img, &name);
         read += 1;
@@ -275,7 +356,10 @@ fn check_sform_matches_qform(img: &medvqa_ingest::nifti::NiftiImage, name: &str)
     let q = img.header.affine_lps(GeometrySource::Qform);
     for r in 0..3 {
         for c in 0..4 {
-            assert!((s[r][c] - q[r][c]).abs() < 1e-3, "{name}: sform {s:?} vs qform {q:?}");
+            assert!(
+                (s[r][c] - q[r][c]).abs() < 1e-3,
+                "{name}: sform {s:?} vs qform {q:?}"
+            );
         }
     }
 }

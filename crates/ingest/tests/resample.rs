@@ -1,13 +1,19 @@
 //! Resampling and reorientation on analytic phantoms.
 
-use medvqa_ingest::resample::{orientation_code, output_shape, reorient, resample_to_spacing, CANONICAL};
+use medvqa_ingest::resample::{
+    orientation_code, output_shape, reorient, resample_to_spacing, CANONICAL,
+};
 use medvqa_ingest::volume::{cross, dot};
 use medvqa_ingest::{IngestError, Volume};
 use ndarray::Array3;
 
 /// An oblique, anisotropic volume whose value is a linear function of the patient
 /// position: f(p) = 3 + 0.5·x − 0.25·y + 2·z.
-fn linear_phantom(shape: [usize; 3], spacing: [f64; 3], direction: [[f64; 3]; 3]) -> (Volume, impl Fn([f64; 3]) -> f64) {
+fn linear_phantom(
+    shape: [usize; 3],
+    spacing: [f64; 3],
+    direction: [[f64; 3]; 3],
+) -> (Volume, impl Fn([f64; 3]) -> f64) {
     let f = |p: [f64; 3]| 3.0 + 0.5 * p[0] - 0.25 * p[1] + 2.0 * p[2];
     let mut v = Volume {
         voxels: Array3::zeros(shape),
@@ -15,7 +21,9 @@ fn linear_phantom(shape: [usize; 3], spacing: [f64; 3], direction: [[f64; 3]; 3]
         origin: [-12.5, 40.0, 7.0],
         direction,
     };
-    let values = Array3::from_shape_fn(shape, |(k, j, i)| f(v.index_to_patient(k as f64, j as f64, i as f64)) as f32);
+    let values = Array3::from_shape_fn(shape, |(k, j, i)| {
+        f(v.index_to_patient(k as f64, j as f64, i as f64)) as f32
+    });
     v.voxels = values;
     (v, f)
 }
@@ -32,10 +40,19 @@ fn rotated_direction() -> [[f64; 3]; 3] {
 #[test]
 fn output_extent_rule() {
     // n_out = floor((n-1)·s_in/s_out) + 1 on each axis.
-    assert_eq!(output_shape([10, 20, 30], [2.0, 1.0, 0.5], [1.0, 1.0, 1.0]), [19, 20, 15]);
-    assert_eq!(output_shape([5, 1, 7], [3.0, 1.0, 1.0], [2.0, 0.3, 3.0]), [7, 1, 3]);
+    assert_eq!(
+        output_shape([10, 20, 30], [2.0, 1.0, 0.5], [1.0, 1.0, 1.0]),
+        [19, 20, 15]
+    );
+    assert_eq!(
+        output_shape([5, 1, 7], [3.0, 1.0, 1.0], [2.0, 0.3, 3.0]),
+        [7, 1, 3]
+    );
     // 0.1·3 / 0.3 is 0.9999999999999999 in floating point; the tolerance keeps it 2.
-    assert_eq!(output_shape([4, 4, 4], [0.1, 0.1, 0.1], [0.3, 0.3, 0.3]), [2, 2, 2]);
+    assert_eq!(
+        output_shape([4, 4, 4], [0.1, 0.1, 0.1], [0.3, 0.3, 0.3]),
+        [2, 2, 2]
+    );
 }
 
 #[test]
@@ -55,9 +72,17 @@ fn trilinear_reproduces_a_linear_field_exactly() {
         assert!(worst < 1e-4, "target {target:?}: max error {worst}");
         // The grid never extrapolates: the last output centre lies within the input span.
         let [ns, nr, nc] = out.shape();
-        let last_out = [(ns - 1) as f64 * target[0], (nr - 1) as f64 * target[1], (nc - 1) as f64 * target[2]];
+        let last_out = [
+            (ns - 1) as f64 * target[0],
+            (nr - 1) as f64 * target[1],
+            (nc - 1) as f64 * target[2],
+        ];
         let [ms, mr, mc] = v.shape();
-        let last_in = [(ms - 1) as f64 * v.spacing[0], (mr - 1) as f64 * v.spacing[1], (mc - 1) as f64 * v.spacing[2]];
+        let last_in = [
+            (ms - 1) as f64 * v.spacing[0],
+            (mr - 1) as f64 * v.spacing[1],
+            (mc - 1) as f64 * v.spacing[2],
+        ];
         for a in 0..3 {
             assert!(last_out[a] <= last_in[a] + 1e-9 && last_out[a] > last_in[a] - target[a]);
         }
@@ -83,9 +108,15 @@ fn same_spacing_is_identity_and_interpolation_is_between_neighbours() {
 fn invalid_spacings_and_huge_outputs_are_errors() {
     let (v, _) = linear_phantom([3, 4, 5], [1.0, 1.0, 1.0], rotated_direction());
     for bad in [[0.0, 1.0, 1.0], [1.0, -1.0, 1.0], [1.0, 1.0, f64::NAN]] {
-        assert!(matches!(resample_to_spacing(&v, bad), Err(IngestError::Invalid { .. })));
+        assert!(matches!(
+            resample_to_spacing(&v, bad),
+            Err(IngestError::Invalid { .. })
+        ));
     }
-    assert!(matches!(resample_to_spacing(&v, [1e-4, 1e-4, 1e-4]), Err(IngestError::Invalid { .. })));
+    assert!(matches!(
+        resample_to_spacing(&v, [1e-4, 1e-4, 1e-4]),
+        Err(IngestError::Invalid { .. })
+    ));
 }
 
 /// Every voxel of `out` must hold the value of the voxel of `v` at the same patient
@@ -99,7 +130,11 @@ fn assert_same_voxels_same_positions(v: &Volume, out: &Volume) {
     ];
     // Inverse of the 3×3 [axes] matrix through the cofactors (triple products).
     let det = dot(axes[0], cross(axes[1], axes[2]));
-    let inv_rows = [cross(axes[1], axes[2]), cross(axes[2], axes[0]), cross(axes[0], axes[1])];
+    let inv_rows = [
+        cross(axes[1], axes[2]),
+        cross(axes[2], axes[0]),
+        cross(axes[0], axes[1]),
+    ];
     for ((k, j, i), &value) in out.voxels.indexed_iter() {
         let p = out.index_to_patient(k as f64, j as f64, i as f64);
         let d = [p[0] - v.origin[0], p[1] - v.origin[1], p[2] - v.origin[2]];
@@ -107,11 +142,18 @@ fn assert_same_voxels_same_positions(v: &Volume, out: &Volume) {
         let rounded: Vec<usize> = idx
             .iter()
             .map(|&x| {
-                assert!((x - x.round()).abs() < 1e-9, "position {p:?} is not on the input grid ({idx:?})");
+                assert!(
+                    (x - x.round()).abs() < 1e-9,
+                    "position {p:?} is not on the input grid ({idx:?})"
+                );
                 x.round() as usize
             })
             .collect();
-        assert_eq!(value, v.voxels[[rounded[0], rounded[1], rounded[2]]], "voxel [{k},{j},{i}]");
+        assert_eq!(
+            value,
+            v.voxels[[rounded[0], rounded[1], rounded[2]]],
+            "voxel [{k},{j},{i}]"
+        );
     }
 }
 
@@ -129,10 +171,20 @@ fn reorient_keeps_every_voxel_at_its_patient_position() {
         rotated_direction(),
     ];
     for direction in directions {
-        let v = Volume { voxels: unique.clone(), spacing: [3.0, 0.7, 1.1], origin: [10.0, -20.0, 30.0], direction };
+        let v = Volume {
+            voxels: unique.clone(),
+            spacing: [3.0, 0.7, 1.1],
+            origin: [10.0, -20.0, 30.0],
+            direction,
+        };
         for code in ["LPS", "RAS", "lpi", "SAL", "PIR", "ASL"] {
             let out = reorient(&v, code).expect("reorient");
-            assert_eq!(orientation_code(&out), code.to_uppercase(), "from {:?}", orientation_code(&v));
+            assert_eq!(
+                orientation_code(&out),
+                code.to_uppercase(),
+                "from {:?}",
+                orientation_code(&v)
+            );
             assert_same_voxels_same_positions(&v, &out);
             // Round trip back to the original code gives the original volume.
             let back = reorient(&out, &orientation_code(&v)).expect("back");
@@ -161,7 +213,10 @@ fn canonical_reorientation_of_a_sagittal_stack() {
     // (→ S) from the flipped row axis.
     assert_eq!(c.shape(), [3, 4, 2]);
     assert_eq!(c.spacing, [2.0, 1.0, 5.0]);
-    assert_eq!(c.direction, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]);
+    assert_eq!(
+        c.direction,
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    );
     // New voxel [0,0,0] is old [k=1, j=2, i=0]: x = −5, z = −4.
     assert_eq!(c.origin, [-5.0, 0.0, -4.0]);
     assert_eq!(c.voxels[[0, 0, 0]], 120.0);
@@ -176,6 +231,32 @@ fn bad_codes_are_errors() {
         direction: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
     };
     for code in ["", "LP", "LPSX", "LLS", "LRS", "XYZ"] {
-        assert!(matches!(reorient(&v, code), Err(IngestError::Invalid { .. })), "{code}");
+        assert!(
+            matches!(reorient(&v, code), Err(IngestError::Invalid { .. })),
+            "{code}"
+        );
+    }
+}
+
+#[test]
+fn nifti_fixtures_reorient_to_canonical_and_resample() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nifti");
+    for name in [
+        "qform_only.nii",
+        "oblique_sform.nii",
+        "method1.nii",
+        "nifti2_be.nii",
+    ] {
+        let img = medvqa_ingest::nifti::read_nifti(dir.join(name)).expect("fixture");
+        let v = &img.volumes[0];
+        let c = reorient(v, CANONICAL).expect("canonical");
+        assert_eq!(orientation_code(&c), "LPS", "{name}");
+        assert_same_voxels_same_positions(v, &c);
+        let iso = resample_to_spacing(&c, [1.0, 1.0, 1.0]).expect("resample");
+        assert_eq!(
+            iso.shape(),
+            output_shape(c.shape(), c.spacing, [1.0; 3]),
+            "{name}"
+        );
     }
 }
