@@ -288,8 +288,6 @@ pub fn read_nifti_with_limit(path: impl AsRef<Path>, max_samples: u64) -> Result
         files.push(data_path.clone());
     }
 
-    let voxels_per_volume = header.dims.iter().take(3).product::<u64>();
-    let n_volumes = header.dims.iter().skip(3).product::<u64>();
     let channels: u64 = if header.datatype.is_colour() { 3 } else { 1 };
     let samples = header
         .dims
@@ -303,6 +301,9 @@ pub fn read_nifti_with_limit(path: impl AsRef<Path>, max_samples: u64) -> Result
             limit: max_samples,
         });
     }
+    // Both products are at most `samples`, which is now known to be small.
+    let voxels_per_volume = header.dims.iter().take(3).product::<u64>();
+    let n_volumes = header.dims.iter().skip(3).product::<u64>();
     let bpv = header.datatype.bytes_per_voxel() as u64;
     let volume_bytes = voxels_per_volume * bpv;
     let data_bytes = volume_bytes * n_volumes;
