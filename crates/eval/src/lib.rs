@@ -9,6 +9,7 @@ pub mod baselines;
 pub mod compare;
 pub mod datasets;
 pub mod error;
+pub mod protocols;
 pub mod predictions;
 pub mod report;
 pub mod run;
