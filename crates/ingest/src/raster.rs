@@ -233,6 +233,49 @@ mod tests {
         eprintln!("decoded {n} VQA-RAD JPEGs ({colour} colour)");
     }
 
+    /// Deterministic mutation smoke test over the fixtures: every mutated file gives an
+    /// image or an error, never a panic.
+    #[test]
+    fn mutated_files_never_panic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            // xorshift64 (Marsaglia 2003).
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut errors = 0;
+        for name in [
+            "gray16.png",
+            "palette2.png",
+            "rgba16.png",
+            "gray16_be.tif",
+            "rgb8_le.tif",
+        ] {
+            let original = std::fs::read(fixtures().join(name)).expect("fixture");
+            for round in 0..300 {
+                let mut bytes = original.clone();
+                for _ in 0..1 + next() % 3 {
+                    let at = (next() as usize) % bytes.len();
+                    bytes[at] = next() as u8;
+                }
+                let p = dir.path().join(name);
+                std::fs::write(&p, &bytes).expect("write");
+                match std::panic::catch_unwind(|| read_raster(&p)) {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        assert!(e.to_string().contains(name), "{e}");
+                        errors += 1;
+                    }
+                    Err(_) => panic!("{name} round {round}: reader panicked"),
+                }
+            }
+        }
+        assert!(errors > 0);
+    }
+
     #[test]
     fn broken_unknown_and_oversized_files_are_errors_naming_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
