@@ -151,6 +151,20 @@ pub fn sample_slice_indices(n: usize, count: usize) -> Vec<usize> {
         .collect()
 }
 
+/// Largest image a step may produce (H × W): 2^26 samples per channel, far above any encoder
+/// input (896² ≈ 2^19.6), so a malformed config cannot make us allocate without bound.
+pub const MAX_OUTPUT_PIXELS: usize = 1 << 26;
+
+fn check_output_size(what: &str, h: usize, w: usize) -> Result<()> {
+    if h == 0 || w == 0 || h.saturating_mul(w) > MAX_OUTPUT_PIXELS {
+        return Err(invalid(
+            what,
+            format!("output {h}x{w} is empty or exceeds {MAX_OUTPUT_PIXELS} pixels"),
+        ));
+    }
+    Ok(())
+}
+
 fn invalid(what: &str, reason: impl Into<String>) -> IngestError {
     IngestError::Invalid {
         what: what.to_string(),
@@ -164,13 +178,12 @@ impl Step {
         let what = "model-input step";
         match self {
             Step::Resize { height, width, .. } | Step::CenterCrop { height, width } => {
-                if *height == 0 || *width == 0 {
-                    return Err(invalid(what, format!("{self:?}: size must be > 0")));
-                }
+                check_output_size(what, *height, *width)?
             }
-            Step::ResizeShortestEdge { size, .. } | Step::SampleSlices { count: size } => {
-                if *size == 0 {
-                    return Err(invalid(what, format!("{self:?}: size must be > 0")));
+            Step::ResizeShortestEdge { size, .. } => check_output_size(what, *size, *size)?,
+            Step::SampleSlices { count } => {
+                if *count == 0 {
+                    return Err(invalid(what, format!("{self:?}: count must be > 0")));
                 }
             }
             Step::Normalize { mean, std } => {
@@ -191,7 +204,8 @@ impl Step {
                 }
             }
             Step::Clip { min, max } => {
-                if !(min <= max) {
+                // NaN bounds fail too: clamp would panic on them.
+                if min.is_nan() || max.is_nan() || min > max {
                     return Err(invalid(what, format!("{self:?}: needs min <= max")));
                 }
             }
@@ -236,6 +250,7 @@ impl Step {
             }),
             Step::PadToSquare { fill } => {
                 let n = h.max(w);
+                check_output_size("pad_to_square", n, n)?;
                 let (top, left) = ((n - h) / 2, (n - w) / 2);
                 let mut out = Array3::from_elem((n, n, c), *fill);
                 out.slice_mut(s![top..top + h, left..left + w, ..])
@@ -250,6 +265,7 @@ impl Step {
             } => resize(img, *height, *width, *filter, *mode)?,
             Step::ResizeShortestEdge { size, filter, mode } => {
                 let (oh, ow) = shortest_edge_size(h, w, *size);
+                check_output_size("resize_shortest_edge", oh, ow)?;
                 resize(img, oh, ow, *filter, *mode)?
             }
             Step::CenterCrop { height, width } => {
@@ -620,6 +636,100 @@ impl Pipeline {
     }
 }
 
+/// Where the `model` stage takes its parameters from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelTarget {
+    /// `--model DIR`: the model's `preprocessor_config.json` (the directory or the file).
+    HfConfig(std::path::PathBuf),
+    /// `--size N`: [`Pipeline::for_size`].
+    Size(usize),
+}
+
+/// What an item's values are when they reach the `model` stage, which decides the first steps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ItemValues {
+    /// CT modality values in HU with no `--window`: MedGemma 1.5's multi-window RGB
+    /// ([`MultiWindow::MEDGEMMA_CT`]), then the 8-bit processor path.
+    Hounsfield,
+    /// Modality values with a window chosen by the user (`--window`) or the file: the window
+    /// maps them to [0, 1], then the [0, 1] path.
+    Windowed(Window),
+    /// Already in [0, 1] (the `display` stage's output).
+    Unit,
+    /// 8-bit levels 0..=255 (8-bit PNG/JPEG, grayscale or RGB).
+    Levels8,
+}
+
+/// The choices of [`HfOptions`] that do not depend on the item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelOptions {
+    /// Resize mode for [0, 1] data; see the module documentation.
+    pub unit_resize: ResizeMode,
+    /// Zero-pad to square first (MedSigLIP).
+    pub pad_to_square: bool,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions {
+            unit_resize: ResizeMode::Uint8,
+            pad_to_square: false,
+        }
+    }
+}
+
+/// The `model` stage's pipeline for one item: the value steps that [`ItemValues`] needs,
+/// followed by the processor of `target`. Volumes get `sample_slices` prepended by the caller
+/// when it wants MedGemma's slice sampling ([`Pipeline::with_slice_sampling`]).
+pub fn model_pipeline(
+    target: &ModelTarget,
+    values: ItemValues,
+    opts: ModelOptions,
+) -> Result<Pipeline> {
+    let (prefix, input) = match values {
+        ItemValues::Hounsfield => (
+            vec![Step::MultiWindowRgb {
+                windows: MultiWindow::MEDGEMMA_CT,
+            }],
+            InputRange::Levels8,
+        ),
+        ItemValues::Windowed(window) => (vec![Step::Window { window }], InputRange::Unit),
+        ItemValues::Unit => (vec![], InputRange::Unit),
+        ItemValues::Levels8 => (vec![], InputRange::Levels8),
+    };
+    let tail = match target {
+        ModelTarget::HfConfig(path) => Pipeline::from_hf_config_file(
+            path,
+            HfOptions {
+                input,
+                unit_resize: opts.unit_resize,
+                pad_to_square: opts.pad_to_square,
+            },
+        )?,
+        ModelTarget::Size(n) => {
+            let mut p = Pipeline::for_size(*n, input)?;
+            if opts.pad_to_square {
+                p.steps.insert(0, Step::PadToSquare { fill: 0.0 });
+            }
+            p
+        }
+    };
+    let mut steps = prefix;
+    steps.extend(tail.steps);
+    Pipeline::new(steps)
+}
+
+impl Pipeline {
+    /// This pipeline with [`Step::SampleSlices`] first (replacing one already there).
+    pub fn with_slice_sampling(mut self, count: usize) -> Result<Pipeline> {
+        if matches!(self.steps.first(), Some(Step::SampleSlices { .. })) {
+            self.steps.remove(0);
+        }
+        self.steps.insert(0, Step::SampleSlices { count });
+        Pipeline::new(self.steps)
+    }
+}
+
 /// `[H, W]` → `[H, W, 1]`; `[H, W, C]` kept.
 fn as_hwc(img: ArrayViewD<f32>) -> Result<Array3<f32>> {
     let shape = img.shape().to_vec();
@@ -933,6 +1043,73 @@ mod tests {
     }
 
     #[test]
+    fn model_pipeline_prefixes_the_value_steps() {
+        let names = |p: &Pipeline| -> Vec<String> {
+            p.provenance()["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["step"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let p = model_pipeline(
+            &ModelTarget::Size(16),
+            ItemValues::Hounsfield,
+            ModelOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            names(&p),
+            [
+                "multi_window_rgb",
+                "resize",
+                "gray_to_rgb",
+                "rescale",
+                "normalize",
+                "to_channels_first"
+            ]
+        );
+        let p = model_pipeline(
+            &ModelTarget::Size(16),
+            ItemValues::Windowed(Window::linear(40.0, 400.0)),
+            ModelOptions {
+                pad_to_square: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            names(&p),
+            [
+                "window",
+                "pad_to_square",
+                "resize",
+                "clip",
+                "gray_to_rgb",
+                "normalize",
+                "to_channels_first"
+            ]
+        );
+        assert_eq!(p.provenance()["steps"][0]["window"]["center"], 40.0);
+        let p = p
+            .with_slice_sampling(85)
+            .unwrap()
+            .with_slice_sampling(4)
+            .unwrap();
+        assert_eq!(p.steps[0], Step::SampleSlices { count: 4 });
+        assert!(!matches!(p.steps[1], Step::SampleSlices { .. }));
+        // A HU volume: 6 slices sampled to 4, each windowed and resized.
+        let vol = Array3::from_shape_fn((6, 7, 9), |(k, y, x)| (k * 100 + y + x) as f32 - 300.0);
+        let out = p.apply_stack(vol.view().into_dyn()).unwrap();
+        assert_eq!(out.dim(), (4, 3, 16, 16));
+        let missing = ModelTarget::HfConfig("/nonexistent/model".into());
+        let e = model_pipeline(&missing, ItemValues::Unit, ModelOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/model"), "{e}");
+    }
+
+    #[test]
     fn hf_configs_build_the_processor_order() {
         let siglip = r#"{"image_processor_type": "SiglipImageProcessor", "size": {"height": 448, "width": 448},
             "resample": 3, "rescale_factor": 0.00392156862745098, "image_mean": [0.5, 0.5, 0.5],
@@ -1035,6 +1212,7 @@ mod tests {
             r#"{"resample": 9}"#,
             r#"{"size": {"height": 4}}"#,
             r#"{"image_processor_type": "Gemma3ImageProcessor", "do_pan_and_scan": true}"#,
+            r#"{"size": {"height": 100000, "width": 100000}}"#,
             r#"{"image_std": [0.0]}"#,
         ] {
             let e = Pipeline::from_hf_config(bad, HfOptions::default())

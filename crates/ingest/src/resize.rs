@@ -382,7 +382,7 @@ fn resample<T: Sample>(
 }
 
 fn check_sizes(shape: &[usize], out_h: usize, out_w: usize) -> Result<()> {
-    if shape.iter().any(|&s| s == 0) || out_h == 0 || out_w == 0 {
+    if shape.contains(&0) || out_h == 0 || out_w == 0 {
         return Err(IngestError::Invalid {
             what: "resize".into(),
             reason: format!("cannot resize {shape:?} to {out_h}x{out_w}: empty image or size"),
