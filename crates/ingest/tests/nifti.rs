@@ -328,6 +328,19 @@ fn dcm2niix_reference_outputs_read_sanely() {
             .sum();
         assert_eq!(total, sum, "{name}");
         check_sform_matches_qform(&img, name);
+        // pixdim (nibabel get_zooms): GE EPI 3.75 × 3.75 × 5 mm, Siemens EPI 3 × 3 × 12 mm.
+        let want = if dims[0] == 64 {
+            [5.0, 3.75, 3.75]
+        } else {
+            [12.0, 3.0, 3.0]
+        };
+        for (got, want) in img.volumes[0].spacing.iter().zip(want) {
+            assert!(
+                (got - want).abs() < 1e-3,
+                "{name}: {:?}",
+                img.volumes[0].spacing
+            );
+        }
         read += 1;
     }
     let first = read_nifti(ts.join("1.nii")).expect("1.nii");
