@@ -228,7 +228,18 @@ fn clip8(ss: i32) -> u8 {
 
 /// Pixel types with a Pillow resampling pass.
 trait Sample: Copy + Send + Sync + Default {
+    /// One output sample from taps `stride` apart (the horizontal pass).
     fn convolve_axis(src: &[Self], stride: usize, taps: (usize, &[f64]), fixed: &[i32]) -> Self;
+    /// One output row from whole input rows (the vertical pass). Accumulating row by row
+    /// adds the taps of every sample in the same order as `convolve_axis`, so the result is
+    /// identical, and the inner loop runs over contiguous memory.
+    fn convolve_rows(
+        src: &[Self],
+        row: usize,
+        taps: (usize, &[f64]),
+        fixed: &[i32],
+        out: &mut [Self],
+    );
 }
 
 impl Sample for f32 {
@@ -239,6 +250,25 @@ impl Sample for f32 {
             ss += src[(start + j) * stride] as f64 * w;
         }
         ss as f32
+    }
+
+    fn convolve_rows(
+        src: &[f32],
+        row: usize,
+        (start, k): (usize, &[f64]),
+        _: &[i32],
+        out: &mut [f32],
+    ) {
+        let mut acc = vec![0.0f64; row];
+        for (j, &w) in k.iter().enumerate() {
+            let r = &src[(start + j) * row..(start + j + 1) * row];
+            for (a, &v) in acc.iter_mut().zip(r) {
+                *a += v as f64 * w;
+            }
+        }
+        for (o, a) in out.iter_mut().zip(acc) {
+            *o = a as f32;
+        }
     }
 }
 
@@ -252,6 +282,25 @@ impl Sample for u8 {
             ss = ss.wrapping_add((src[(start + j) * stride] as i32).wrapping_mul(w));
         }
         clip8(ss)
+    }
+
+    fn convolve_rows(
+        src: &[u8],
+        row: usize,
+        (start, _): (usize, &[f64]),
+        fixed: &[i32],
+        out: &mut [u8],
+    ) {
+        let mut acc = vec![1i32 << (PRECISION_BITS - 1); row];
+        for (j, &w) in fixed.iter().enumerate() {
+            let r = &src[(start + j) * row..(start + j + 1) * row];
+            for (a, &v) in acc.iter_mut().zip(r) {
+                *a = a.wrapping_add((v as i32).wrapping_mul(w));
+            }
+        }
+        for (o, a) in out.iter_mut().zip(acc) {
+            *o = clip8(a);
+        }
     }
 }
 
@@ -297,9 +346,7 @@ fn vertical<T: Sample>(
     out.par_chunks_mut(row).enumerate().for_each(|(yy, orow)| {
         let taps = co.taps(yy);
         let f = &fixed[yy * co.ksize..yy * co.ksize + taps.1.len()];
-        for (i, o) in orow.iter_mut().enumerate() {
-            *o = T::convolve_axis(&src[i..], row, taps, f);
-        }
+        T::convolve_rows(src, row, taps, f, orow);
     });
     out
 }
