@@ -2,7 +2,10 @@
 //!
 //! - `baseline:majority`: for each question type, the most frequent answer of the dataset's
 //!   training split (answers compared with case and whitespace folded; ties broken by the
-//!   alphabetically first answer so the baseline is deterministic). A question type absent from
+//!   alphabetically first answer so the baseline is deterministic). Question types are counted
+//!   separately for closed and open questions: VQA-RAD's `MODALITY` type holds both "Is this an
+//!   MRI?" (closed, mostly "yes") and "What modality is this?" (open, mostly "ct"), and a floor
+//!   that answers "ct" to a yes/no question measures nothing. A question type absent from
 //!   training falls back to the most frequent answer of its answer type, then of the whole
 //!   split. A multiple-choice question is answered with the option given most often as a
 //!   training answer (the first option when none was).
@@ -39,10 +42,10 @@ fn majority_per<K: std::hash::Hash + Eq>(groups: HashMap<K, BTreeMap<String, usi
     groups.into_iter().filter_map(|(k, c)| most_frequent(&c).map(|a| (k, a))).collect()
 }
 
-/// Most frequent training answer per question type.
+/// Most frequent training answer per (answer type, question type).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MajorityBaseline {
-    by_question_type: HashMap<String, String>,
+    by_question_type: HashMap<(AnswerType, String), String>,
     by_answer_type: HashMap<AnswerType, String>,
     overall: String,
     /// How often each folded answer occurs in training (for multiple choice).
@@ -52,7 +55,7 @@ pub struct MajorityBaseline {
 impl MajorityBaseline {
     /// Learns the majority answers from `train` (the dataset's training split).
     pub fn from_training(train: &[Question]) -> Result<Self, EvalError> {
-        let mut per_type: HashMap<String, BTreeMap<String, usize>> = HashMap::new();
+        let mut per_type: HashMap<(AnswerType, String), BTreeMap<String, usize>> = HashMap::new();
         let mut per_answer_type: HashMap<AnswerType, BTreeMap<String, usize>> = HashMap::new();
         let mut all: BTreeMap<String, usize> = BTreeMap::new();
         for q in train {
@@ -61,7 +64,7 @@ impl MajorityBaseline {
                 continue;
             }
             let t = q.question_type.clone().unwrap_or_else(|| UNKNOWN_LABEL.into());
-            *per_type.entry(t).or_default().entry(a.clone()).or_default() += 1;
+            *per_type.entry((q.answer_type, t)).or_default().entry(a.clone()).or_default() += 1;
             *per_answer_type.entry(q.answer_type).or_default().entry(a.clone()).or_default() += 1;
             *all.entry(a).or_default() += 1;
         }
@@ -87,7 +90,7 @@ impl MajorityBaseline {
         }
         let t = q.question_type.clone().unwrap_or_else(|| UNKNOWN_LABEL.into());
         self.by_question_type
-            .get(&t)
+            .get(&(q.answer_type, t))
             .or_else(|| self.by_answer_type.get(&q.answer_type))
             .unwrap_or(&self.overall)
             .clone()
@@ -182,7 +185,8 @@ mod tests {
         assert_eq!(m.predict(&q(Some("PRES"), Closed, "")), "yes");
         // Tie (1 vs 1): alphabetically first, deterministic.
         assert_eq!(m.predict(&q(Some("POS"), Open, "")), "left lung");
-        assert_eq!(m.predict(&q(Some("MODALITY"), Closed, "")), "ct", "per question type, as specified");
+        assert_eq!(m.predict(&q(Some("MODALITY"), Closed, "")), "no", "closed and open types counted apart");
+        assert_eq!(m.predict(&q(Some("MODALITY"), Open, "")), "ct");
         // Unseen type: most frequent answer of the answer type (open: ct 2, left/right 1).
         assert_eq!(m.predict(&q(Some("SIZE"), Open, "")), "ct");
         // No type: closed answers tie 2–2 (yes, no): alphabetically first.

@@ -356,7 +356,8 @@ pub fn write_comparison(out: &Path, c: &Comparison) -> Result<(), EvalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::summary::{summarize, RunInfo};
+    use crate::summary::tests_support::summarize_results;
+    use crate::summary::RunInfo;
 
     #[derive(Deserialize)]
     struct Reference {
@@ -415,7 +416,7 @@ mod tests {
 
     fn run(dir: &str, results: Vec<QuestionResult>, protocol: &str) -> Run {
         let info = RunInfo { dataset: "d".into(), split: "test".into(), lang: Some("en".into()), protocol: protocol.into(), model: None };
-        Run { dir: dir.into(), summary: summarize(&info, &results, &Bootstrap::default()), results }
+        Run { dir: dir.into(), summary: summarize_results(&info, &results), results }
     }
 
     #[test]

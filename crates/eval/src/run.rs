@@ -65,7 +65,7 @@ impl<W: Write> Progress<W> {
         self.fresh = 0;
         self.start = Instant::now();
         self.last = None;
-        self.last_decile = if total == 0 { 10 } else { 10 * already / total };
+        self.last_decile = (10 * already).checked_div(total).unwrap_or(10);
     }
 
     fn status(&self) -> String {
@@ -73,7 +73,7 @@ impl<W: Write> Progress<W> {
         let secs = self.start.elapsed().as_secs_f64();
         let rate = if secs > 0.0 { self.fresh as f64 / secs } else { 0.0 };
         let eta = if rate > 0.0 {
-            format!(", ETA {}s", ((self.total - self.done) as f64 / rate).ceil())
+            format!(", ETA {}s", (self.total.saturating_sub(self.done) as f64 / rate).ceil())
         } else {
             String::new()
         };
@@ -89,14 +89,14 @@ impl<W: Write> Progress<W> {
         if self.terminal {
             if self.last.is_none_or(|t| now - t >= Duration::from_millis(100)) || self.done == self.total {
                 const WIDTH: usize = 30;
-                let filled = if self.total == 0 { WIDTH } else { WIDTH * self.done / self.total };
+                let filled = (WIDTH * self.done).checked_div(self.total).unwrap_or(WIDTH).min(WIDTH);
                 let bar = format!("{}{}", "#".repeat(filled), "-".repeat(WIDTH - filled));
                 let _ = write!(self.out, "\r[{bar}] {}\x1b[K", self.status());
                 let _ = self.out.flush();
                 self.last = Some(now);
             }
         } else {
-            let decile = if self.total == 0 { 10 } else { 10 * self.done / self.total };
+            let decile = (10 * self.done).checked_div(self.total).unwrap_or(10);
             if decile > self.last_decile || self.last.is_none_or(|t| now - t >= Duration::from_secs(30)) {
                 let _ = writeln!(self.out, "eval: {}", self.status());
                 self.last_decile = decile;
@@ -222,7 +222,7 @@ pub fn score_and_report(
     boot: &Bootstrap,
 ) -> Result<Summary, EvalError> {
     let results = judge_all(questions, predictions, protocol);
-    let summary = summarize(info, &results, boot);
+    let summary = summarize(info, questions, &results, protocol, boot);
     write_run_reports(out, &summary, &results)?;
     Ok(summary)
 }

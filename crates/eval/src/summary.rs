@@ -3,14 +3,17 @@
 //! A protocol judges every (question, prediction) pair into a [`QuestionResult`]; [`summarize`]
 //! turns those into a [`Summary`]: overall, closed and open accuracy, the open-answer token
 //! metrics, and the same accuracy broken down by modality, body system, question type and answer
-//! type. Every accuracy carries a 95 % interval from a seeded percentile bootstrap
-//! ([`Bootstrap`]), so two runs on the same results print the same interval.
+//! type. Every number comes from the protocol's own [`Protocol::aggregate`] over the questions
+//! concerned, so where a toolkit defines closed/open or accuracy differently the summary follows
+//! it. Every accuracy carries a 95 % interval from a seeded percentile bootstrap
+//! ([`Bootstrap`]) of that same aggregate, so two runs on the same results print the same
+//! interval.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{AnswerType, OpenMetrics, Protocol, Question};
+use crate::types::{AnswerType, Judgement, OpenMetrics, Protocol, ProtocolAggregate, Question};
 
 /// Label used in breakdowns when a question has no value for that label.
 pub const UNKNOWN_LABEL: &str = "unknown";
@@ -127,16 +130,31 @@ impl Bootstrap {
     /// 95 % percentile interval `[lo, hi]` of the mean of `values`; `None` when empty.
     /// Each resample draws `values.len()` items with replacement.
     pub fn ci95(&self, values: &[f64]) -> Option<[f64; 2]> {
-        if values.is_empty() {
+        self.ci95_of(values.len(), |idx| Some(idx.iter().map(|&i| values[i]).sum::<f64>() / idx.len() as f64))
+    }
+
+    /// 95 % percentile interval of any statistic of `n` items: each resample draws `n` indices
+    /// in `0..n` with replacement and `stat` computes the statistic on them. A resample whose
+    /// statistic is undefined (`None`, e.g. no closed question drawn) is left out. `None` when
+    /// `n` is 0 or no resample is defined.
+    pub fn ci95_of(&self, n: usize, mut stat: impl FnMut(&[usize]) -> Option<f64>) -> Option<[f64; 2]> {
+        if n == 0 {
             return None;
         }
         let mut rng = SplitMix64::new(self.seed);
-        let n = values.len();
-        let mut means: Vec<f64> = (0..self.resamples.max(1))
-            .map(|_| (0..n).map(|_| values[rng.index(n)]).sum::<f64>() / n as f64)
-            .collect();
-        means.sort_by(f64::total_cmp);
-        Some([quantile_sorted(&means, 0.025), quantile_sorted(&means, 0.975)])
+        let mut idx = vec![0usize; n];
+        let mut stats = Vec::with_capacity(self.resamples.max(1));
+        for _ in 0..self.resamples.max(1) {
+            for slot in idx.iter_mut() {
+                *slot = rng.index(n);
+            }
+            stats.extend(stat(&idx));
+        }
+        if stats.is_empty() {
+            return None;
+        }
+        stats.sort_by(f64::total_cmp);
+        Some([quantile_sorted(&stats, 0.025), quantile_sorted(&stats, 0.975)])
     }
 
     /// 95 % paired percentile interval of `mean(b) - mean(a)`: each resample draws the same
@@ -159,16 +177,7 @@ pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
-fn mean(values: impl IntoIterator<Item = f64>) -> Option<f64> {
-    let (sum, n) = values.into_iter().fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-    (n > 0).then(|| sum / n as f64)
-}
-
-fn indicator(results: &[&QuestionResult]) -> Vec<f64> {
-    results.iter().map(|r| if r.correct { 1.0 } else { 0.0 }).collect()
-}
-
-/// Accuracy of a set of questions with its bootstrap interval.
+/// Accuracy of a set of questions with its bootstrap interval (of the protocol's aggregate).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccuracySummary {
     pub n: usize,
@@ -177,8 +186,8 @@ pub struct AccuracySummary {
     pub ci95: Option<[f64; 2]>,
 }
 
-/// Open-answer metrics: accuracy as the protocol decides correctness, and the mean of each
-/// token metric over the open questions (each as the protocol defines it).
+/// Open-answer metrics as the protocol aggregates them (by default: accuracy and the mean of
+/// each token metric over the open questions; the protocol decides which questions are open).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpenSummary {
     pub n: usize,
@@ -196,9 +205,11 @@ pub struct GroupSummary {
     pub n: usize,
     pub accuracy: Option<f64>,
     pub ci95: Option<[f64; 2]>,
-    /// Accuracy on the label's closed questions; null when it has none.
+    /// Accuracy on the label's closed questions (as the protocol partitions them); null when it
+    /// has none.
     pub closed_accuracy: Option<f64>,
-    /// Mean open-answer recall on the label's open questions; null when it has none.
+    /// Open-answer recall on the label's open questions, as the protocol aggregates it; null
+    /// when it has none.
     pub open_recall: Option<f64>,
 }
 
@@ -225,6 +236,10 @@ pub struct Summary {
     pub by_body_system_native: BTreeMap<String, GroupSummary>,
     pub by_question_type: BTreeMap<String, GroupSummary>,
     pub by_answer_type: BTreeMap<String, GroupSummary>,
+    /// Toolkit-specific numbers of the protocol under the toolkit's own names (e.g. LLaVA-Med's
+    /// candidate-matching open accuracy); empty for protocols that have none.
+    #[serde(default)]
+    pub protocol_extra: BTreeMap<String, f64>,
     /// Questions the predictions did not answer (scored as empty answers).
     pub missing_predictions: usize,
     /// How every `ci95` was computed (percentile bootstrap of the mean of `correct`).
@@ -240,56 +255,64 @@ pub fn answer_type_label(t: AnswerType) -> &'static str {
     }
 }
 
-fn accuracy_summary(results: &[&QuestionResult], boot: &Bootstrap) -> AccuracySummary {
-    let ind = indicator(results);
-    AccuracySummary { n: ind.len(), accuracy: mean(ind.iter().copied()), ci95: boot.ci95(&ind) }
-}
-
-fn open_summary(results: &[&QuestionResult]) -> OpenSummary {
-    let open: Vec<&OpenMetrics> = results.iter().filter_map(|r| r.open.as_ref()).collect();
-    let m = |f: fn(&OpenMetrics) -> f64| mean(open.iter().map(|o| f(o)));
-    OpenSummary {
-        n: results.len(),
-        accuracy: mean(indicator(results)),
-        exact_match: m(|o| o.exact_match),
-        precision: m(|o| o.precision),
-        recall: m(|o| o.recall),
-        f1: m(|o| o.f1),
-        bleu1: m(|o| o.bleu1),
+/// The protocol's view of one judged question, rebuilt from its result.
+fn judgement_of(r: &QuestionResult) -> Judgement {
+    Judgement {
+        correct: r.correct,
+        score: r.score,
+        gold_normalized: r.gold_normalized.clone(),
+        prediction_normalized: r.prediction_normalized.clone(),
+        outcome: r.outcome.clone(),
+        open: r.open,
     }
 }
 
-fn group_summary(results: &[&QuestionResult], boot: &Bootstrap) -> GroupSummary {
-    let acc = accuracy_summary(results, boot);
-    let closed: Vec<&QuestionResult> =
-        results.iter().copied().filter(|r| r.answer_type == AnswerType::Closed).collect();
-    let open_recall = mean(
-        results
-            .iter()
-            .filter(|r| r.answer_type == AnswerType::Open)
-            .filter_map(|r| r.open.map(|o| o.recall)),
-    );
-    GroupSummary {
-        n: acc.n,
-        accuracy: acc.accuracy,
-        ci95: acc.ci95,
-        closed_accuracy: mean(indicator(&closed)),
-        open_recall,
-    }
+/// Aggregates through the protocol: every number of the summary is the protocol's own.
+struct Aggregator<'a> {
+    protocol: &'a dyn Protocol,
+    items: Vec<(&'a Question, Judgement)>,
+    boot: Bootstrap,
 }
 
-/// Groups results by a label (missing labels under [`UNKNOWN_LABEL`]) and summarises each.
-pub fn breakdown(
-    results: &[QuestionResult],
-    label: impl Fn(&QuestionResult) -> Option<String>,
-    boot: &Bootstrap,
-) -> BTreeMap<String, GroupSummary> {
-    let mut groups: BTreeMap<String, Vec<&QuestionResult>> = BTreeMap::new();
-    for r in results {
-        let key = label(r).filter(|s| !s.trim().is_empty()).unwrap_or_else(|| UNKNOWN_LABEL.into());
-        groups.entry(key).or_default().push(r);
+impl Aggregator<'_> {
+    fn aggregate(&self, members: impl Iterator<Item = usize>) -> ProtocolAggregate {
+        let items: Vec<(&Question, &Judgement)> = members.map(|i| (self.items[i].0, &self.items[i].1)).collect();
+        self.protocol.aggregate(&items)
     }
-    groups.into_iter().map(|(k, v)| (k, group_summary(&v, boot))).collect()
+
+    /// Bootstrap interval of `stat` over the set `members` (indices into `items`).
+    fn ci95(&self, members: &[usize], stat: impl Fn(&ProtocolAggregate) -> Option<f64>) -> Option<[f64; 2]> {
+        self.boot.ci95_of(members.len(), |draw| stat(&self.aggregate(draw.iter().map(|&k| members[k]))))
+    }
+
+    fn overall(a: &ProtocolAggregate) -> Option<f64> {
+        (a.n > 0).then_some(a.overall)
+    }
+
+    fn closed(a: &ProtocolAggregate) -> Option<f64> {
+        (a.closed_n > 0).then_some(a.closed_accuracy)
+    }
+
+    fn group(&self, members: &[usize]) -> GroupSummary {
+        let a = self.aggregate(members.iter().copied());
+        GroupSummary {
+            n: a.n,
+            accuracy: Self::overall(&a),
+            ci95: self.ci95(members, Self::overall),
+            closed_accuracy: Self::closed(&a),
+            open_recall: (a.open_n > 0).then_some(a.open.recall),
+        }
+    }
+
+    /// Groups by a label (missing labels under [`UNKNOWN_LABEL`]) and summarises each.
+    fn breakdown(&self, results: &[QuestionResult], label: impl Fn(&QuestionResult) -> Option<String>) -> BTreeMap<String, GroupSummary> {
+        let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, r) in results.iter().enumerate() {
+            let key = label(r).filter(|s| !s.trim().is_empty()).unwrap_or_else(|| UNKNOWN_LABEL.into());
+            groups.entry(key).or_default().push(i);
+        }
+        groups.into_iter().map(|(k, members)| (k, self.group(&members))).collect()
+    }
 }
 
 /// Where the results came from, copied into the summary.
@@ -302,12 +325,30 @@ pub struct RunInfo {
     pub model: Option<String>,
 }
 
-/// Aggregates per-question results into the summary.
-pub fn summarize(info: &RunInfo, results: &[QuestionResult], boot: &Bootstrap) -> Summary {
-    let all: Vec<&QuestionResult> = results.iter().collect();
-    let of_type = |t: AnswerType| -> Vec<&QuestionResult> {
-        results.iter().filter(|r| r.answer_type == t).collect()
+/// Aggregates per-question results into the summary. `results[i]` is the judgement of
+/// `questions[i]` (as [`judge_all`] returns them); `protocol` must be the one that judged them.
+///
+/// # Panics
+/// If `questions` and `results` differ in length or order (a programming error, not input).
+pub fn summarize(
+    info: &RunInfo,
+    questions: &[Question],
+    results: &[QuestionResult],
+    protocol: &dyn Protocol,
+    boot: &Bootstrap,
+) -> Summary {
+    assert!(
+        questions.len() == results.len() && questions.iter().zip(results).all(|(q, r)| q.id == r.id),
+        "summarize: results must be the judgements of questions, in order"
+    );
+    let agg = Aggregator {
+        protocol,
+        items: questions.iter().zip(results).map(|(q, r)| (q, judgement_of(r))).collect(),
+        boot: *boot,
     };
+    let all: Vec<usize> = (0..results.len()).collect();
+    let whole = agg.aggregate(all.iter().copied());
+    let (closed_n, open_n) = (whole.closed_n, whole.open_n);
     Summary {
         dataset: info.dataset.clone(),
         split: info.split.clone(),
@@ -315,14 +356,34 @@ pub fn summarize(info: &RunInfo, results: &[QuestionResult], boot: &Bootstrap) -
         protocol: info.protocol.clone(),
         model: info.model.clone(),
         n: results.len(),
-        overall: accuracy_summary(&all, boot),
-        closed: accuracy_summary(&of_type(AnswerType::Closed), boot),
-        open: open_summary(&of_type(AnswerType::Open)),
-        by_modality: breakdown(results, |r| r.modality.clone(), boot),
-        by_body_system: breakdown(results, |r| r.body_system.clone(), boot),
-        by_body_system_native: breakdown(results, |r| r.body_system_native.clone(), boot),
-        by_question_type: breakdown(results, |r| r.question_type.clone(), boot),
-        by_answer_type: breakdown(results, |r| Some(answer_type_label(r.answer_type).into()), boot),
+        overall: AccuracySummary {
+            n: whole.n,
+            accuracy: Aggregator::overall(&whole),
+            ci95: agg.ci95(&all, Aggregator::overall),
+        },
+        closed: AccuracySummary {
+            n: closed_n,
+            accuracy: Aggregator::closed(&whole),
+            ci95: if closed_n > 0 { agg.ci95(&all, Aggregator::closed) } else { None },
+        },
+        open: {
+            let some = |v: f64| (open_n > 0).then_some(v);
+            OpenSummary {
+                n: open_n,
+                accuracy: some(whole.open_accuracy),
+                exact_match: some(whole.open.exact_match),
+                precision: some(whole.open.precision),
+                recall: some(whole.open.recall),
+                f1: some(whole.open.f1),
+                bleu1: some(whole.open.bleu1),
+            }
+        },
+        by_modality: agg.breakdown(results, |r| r.modality.clone()),
+        by_body_system: agg.breakdown(results, |r| r.body_system.clone()),
+        by_body_system_native: agg.breakdown(results, |r| r.body_system_native.clone()),
+        by_question_type: agg.breakdown(results, |r| r.question_type.clone()),
+        by_answer_type: agg.breakdown(results, |r| Some(answer_type_label(r.answer_type).into())),
+        protocol_extra: whole.extra,
         missing_predictions: results
             .iter()
             .filter(|r| r.outcome.as_deref() == Some(MISSING_OUTCOME))
@@ -340,10 +401,56 @@ pub(crate) mod tests_support {
     pub(crate) fn result(id: &str, correct: bool) -> QuestionResult {
         super::tests::result(id, AnswerType::Closed, correct, "X-Ray")
     }
+
+    /// The question a hand-built result belongs to.
+    pub(crate) fn question_of(r: &QuestionResult) -> Question {
+        Question {
+            id: r.id.clone(),
+            images: r.images.clone(),
+            question: r.question.clone(),
+            answer: r.gold.clone(),
+            answer_type: r.answer_type,
+            options: vec![],
+            question_type: r.question_type.clone(),
+            modality: r.modality.clone(),
+            body_system_native: r.body_system_native.clone(),
+            body_system: r.body_system.clone(),
+            split: None,
+            lang: None,
+            extra: Default::default(),
+        }
+    }
+
+    /// A protocol with the default aggregate: case-folded exact match.
+    pub(crate) struct Exact;
+
+    impl Protocol for Exact {
+        fn name(&self) -> &'static str {
+            "exact"
+        }
+        fn judge(&self, q: &Question, prediction: &str) -> Judgement {
+            let (g, p) = (q.answer.trim().to_lowercase(), prediction.trim().to_lowercase());
+            Judgement {
+                correct: g == p,
+                score: f64::from(u8::from(g == p)),
+                gold_normalized: g,
+                prediction_normalized: p,
+                outcome: None,
+                open: None,
+            }
+        }
+    }
+
+    /// Summarises hand-built results with [`Exact`]'s default aggregate.
+    pub(crate) fn summarize_results(info: &RunInfo, results: &[QuestionResult]) -> Summary {
+        let questions: Vec<Question> = results.iter().map(question_of).collect();
+        summarize(info, &questions, results, &Exact, &Bootstrap::default())
+    }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::tests_support::{question_of, summarize_results, Exact};
     use super::*;
 
     pub(crate) fn result(id: &str, t: AnswerType, correct: bool, modality: &str) -> QuestionResult {
@@ -453,7 +560,7 @@ pub(crate) mod tests {
             protocol: "medvqa".into(),
             model: None,
         };
-        let s = summarize(&info, &results, &Bootstrap::default());
+        let s = summarize_results(&info, &results);
         assert_eq!(s.n, 5);
         assert_eq!(s.overall.n, 5);
         assert_eq!(s.overall.accuracy, Some(0.4));
@@ -480,7 +587,7 @@ pub(crate) mod tests {
     fn summary_json_has_every_key_of_the_issue() {
         let results = vec![result("1", AnswerType::Closed, true, "CT")];
         let info = RunInfo { dataset: "d".into(), split: "test".into(), lang: None, protocol: "p".into(), model: None };
-        let v = serde_json::to_value(summarize(&info, &results, &Bootstrap::default())).unwrap();
+        let v = serde_json::to_value(summarize_results(&info, &results)).unwrap();
         for key in ["dataset", "split", "protocol", "n", "overall", "closed", "open", "by_modality",
             "by_body_system", "by_question_type", "by_answer_type"] {
             assert!(v.get(key).is_some(), "missing {key}");
@@ -495,5 +602,53 @@ pub(crate) mod tests {
             assert!(v["by_modality"]["CT"].get(key).is_some(), "group {key}");
         }
         assert!(v["open"]["accuracy"].is_null(), "no open questions → null, not 0");
+    }
+
+    /// Counts a question as closed when its gold answer is yes/no (MedEvalKit's rule), whatever
+    /// the dataset's answer type says.
+    struct GoldDecidesClosed;
+
+    impl Protocol for GoldDecidesClosed {
+        fn name(&self) -> &'static str {
+            "gold-decides"
+        }
+        fn judge(&self, q: &Question, prediction: &str) -> Judgement {
+            Exact.judge(q, prediction)
+        }
+        fn aggregate(&self, items: &[(&Question, &Judgement)]) -> ProtocolAggregate {
+            let mut a = ProtocolAggregate::partitioned(items, |q, _| !matches!(q.answer.as_str(), "yes" | "no"));
+            a.extra.insert("marker".into(), 7.0);
+            a
+        }
+    }
+
+    #[test]
+    fn the_protocols_aggregate_decides_closed_and_open() {
+        let mut results = vec![
+            result("1", AnswerType::Closed, true, "CT"),
+            result("2", AnswerType::Open, false, "CT"),
+            result("3", AnswerType::Open, true, "CT"),
+        ];
+        results[2].gold = "left lung".into();
+        let questions: Vec<Question> = results.iter().map(question_of).collect();
+        let info = RunInfo { dataset: "d".into(), split: "test".into(), lang: None, protocol: "gold-decides".into(), model: None };
+        let s = summarize(&info, &questions, &results, &GoldDecidesClosed, &Bootstrap::default());
+        // Gold "yes" makes question 2 closed for this protocol although the dataset says open.
+        assert_eq!((s.closed.n, s.closed.accuracy), (2, Some(0.5)));
+        assert_eq!((s.open.n, s.open.accuracy), (1, Some(1.0)));
+        assert_eq!(s.by_modality["CT"].closed_accuracy, Some(0.5));
+        assert_eq!(s.protocol_extra["marker"], 7.0);
+    }
+
+    #[test]
+    fn bootstrap_of_the_default_aggregate_equals_bootstrap_of_the_mean() {
+        // Same seed, same draws: resampling the aggregate or the 0/1 vector must agree exactly.
+        let results: Vec<QuestionResult> =
+            (0..57).map(|i| result(&i.to_string(), AnswerType::Closed, i % 4 != 0, "CT")).collect();
+        let info = RunInfo { dataset: "d".into(), split: "test".into(), lang: None, protocol: "exact".into(), model: None };
+        let s = summarize_results(&info, &results);
+        let flags: Vec<f64> = results.iter().map(|r| f64::from(u8::from(r.correct))).collect();
+        assert_eq!(s.overall.ci95, Bootstrap::default().ci95(&flags));
+        assert_eq!(s.closed.ci95, s.overall.ci95);
     }
 }
