@@ -114,18 +114,18 @@ def llava_med(checkout, rows, preds):
         if r["answer_type"] == "OPEN":
             m = evaluate([g], [p], candidates)
             items[r["id"]] = {
-                "exact_match": m["exact match score"] / 100,
-                "f1": m["f1 score"] / 100,
-                "precision": m["precision"] / 100,
-                "recall": m["recall"] / 100,
-                "bleu1": m["bleu_score_1"] / 100,
-                "open_hit": m["open accuracy"] / 100,
+                "exact_match": m["exact match score"],
+                "f1": m["f1 score"],
+                "precision": m["precision"],
+                "recall": m["recall"],
+                "bleu1": m["bleu_score_1"],
+                "open_hit": m["open accuracy"],
             }
         else:
             m = evaluate([g, dummy_open[0]], [p, dummy_open[1]], candidates)
-            items[r["id"]] = {"closed_hit": m["yes/no accuracy"] / 100}
-    # Values are percentages in the toolkit's table; stored as fractions like every other number.
-    return {"aggregate": {k: v / 100 for k, v in aggregate.items()}, "items": items}
+            items[r["id"]] = {"closed_hit": m["yes/no accuracy"]}
+    # Percentages, exactly as the toolkit computes them (mean * 100).
+    return {"aggregate": aggregate, "items": items}
 
 
 # --- MedEvalKit: utils/utils.py + utils/{VQA_RAD,SLAKE}/*.py cal_metrics ----------------------
