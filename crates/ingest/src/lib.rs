@@ -8,14 +8,18 @@
 //! - Model-input steps (windows, resize, normalisation) recorded as provenance.
 
 pub mod codec;
+pub mod dicom;
 pub mod error;
 pub mod lut;
 pub mod model_input;
 pub mod nifti;
+pub mod npy;
+pub mod pipeline;
 pub mod presets;
 pub mod raster;
 pub mod resample;
 pub mod resize;
+pub mod series;
 pub mod volume;
 
 pub use error::{IngestError, Result};

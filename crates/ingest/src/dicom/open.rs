@@ -45,6 +45,11 @@ impl DicomSource {
         }
     }
 
+    /// Media Storage SOP Class UID (0002,0002) of the file meta, when there is one.
+    pub fn media_storage_sop_class(&self) -> Option<&str> {
+        self.file().map(|f| f.meta().media_storage_sop_class_uid().trim_end_matches(['\0', ' ']))
+    }
+
     /// The file object, when the file had a usable file meta.
     pub fn file(&self) -> Option<&dicom_object::DefaultDicomObject> {
         match &self.object {
