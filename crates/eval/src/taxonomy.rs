@@ -67,7 +67,10 @@ impl Taxonomy {
             source: e,
         })?;
         if file.systems.is_empty() {
-            return Err(EvalError::format(origin, "`systems` declares no body system"));
+            return Err(EvalError::format(
+                origin,
+                "`systems` declares no body system",
+            ));
         }
         let mut mappings = BTreeMap::new();
         for (dataset, labels) in file.mappings {

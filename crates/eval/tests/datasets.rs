@@ -19,7 +19,9 @@ fn shared_vqa() -> Option<PathBuf> {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 #[test]
@@ -37,7 +39,10 @@ fn vqa_rad_official_test_split() {
     assert_eq!(all.len(), 2248);
     // The one string qid and the two "CLOSED " rows are read.
     assert!(all.iter().any(|q| q.id == "0"));
-    let closed = all.iter().filter(|q| q.answer_type == AnswerType::Closed).count();
+    let closed = all
+        .iter()
+        .filter(|q| q.answer_type == AnswerType::Closed)
+        .count();
     assert_eq!(closed, 1297 + 2);
     for q in &qs {
         assert_eq!(q.split.as_deref(), Some("test"));
@@ -77,8 +82,15 @@ fn slake_english_test_and_languages() {
     assert!(zh.iter().all(|q| q.lang.as_deref() == Some("zh")));
     // Every SLAKE location maps into the common taxonomy.
     for q in &all {
-        assert!(q.body_system.is_some(), "unmapped location {:?}", q.body_system_native);
-        assert!(matches!(q.modality.as_deref(), Some("CT" | "MRI" | "X-Ray")));
+        assert!(
+            q.body_system.is_some(),
+            "unmapped location {:?}",
+            q.body_system_native
+        );
+        assert!(matches!(
+            q.modality.as_deref(),
+            Some("CT" | "MRI" | "X-Ray")
+        ));
     }
     let val = load(Dataset::Slake, &slake, "validate", Lang::En).expect("validate");
     assert!(!val.is_empty());
@@ -90,9 +102,15 @@ fn pathvqa_test_questions() {
     let Some(dir) = shared_vqa() else { return };
     let qs = load(Dataset::PathVqa, &dir.join("pathvqa"), "test", Lang::En).expect("PathVQA");
     assert_eq!(qs.len(), 6761);
-    let closed = qs.iter().filter(|q| q.answer_type == AnswerType::Closed).count();
+    let closed = qs
+        .iter()
+        .filter(|q| q.answer_type == AnswerType::Closed)
+        .count();
     assert!(closed > 0 && closed < qs.len());
-    let q = qs.iter().find(|q| q.id == "test_0001_0").expect("first question");
+    let q = qs
+        .iter()
+        .find(|q| q.id == "test_0001_0")
+        .expect("first question");
     assert_eq!(q.answer, "squamous cell carcinoma");
     assert_eq!(q.images, vec!["test_0001.jpg".to_owned()]);
     assert_eq!(q.modality.as_deref(), Some("Pathology"));
@@ -100,15 +118,26 @@ fn pathvqa_test_questions() {
 
 #[test]
 fn omnimedvqa_fixture_from_documented_schema() {
-    let qs = load(Dataset::OmniMedVqa, &fixture("omnimedvqa/omnimedvqa_sample.json"), "test", Lang::En)
-        .expect("OmniMedVQA fixture loads");
+    let qs = load(
+        Dataset::OmniMedVqa,
+        &fixture("omnimedvqa/omnimedvqa_sample.json"),
+        "test",
+        Lang::En,
+    )
+    .expect("OmniMedVQA fixture loads");
     assert_eq!(qs.len(), 2);
     assert_eq!(qs[0].answer_type, AnswerType::MultipleChoice);
     assert_eq!(qs[0].options.len(), 4);
-    assert_eq!(qs[0].extra.get("answer_letter").map(String::as_str), Some("A"));
+    assert_eq!(
+        qs[0].extra.get("answer_letter").map(String::as_str),
+        Some("A")
+    );
     assert_eq!(qs[1].id, "17");
     assert_eq!(qs[1].options, vec!["MR".to_owned(), "CT".to_owned()]);
-    assert_eq!(qs[1].extra.get("answer_letter").map(String::as_str), Some("B"));
+    assert_eq!(
+        qs[1].extra.get("answer_letter").map(String::as_str),
+        Some("B")
+    );
     // The release's one `modality` spelling is read too.
     assert_eq!(qs[1].modality.as_deref(), Some("CT(Computed Tomography)"));
     // A folder is read recursively.
@@ -123,12 +152,20 @@ fn jsonl_generic_format() {
     assert_eq!(qs.len(), 2, "the train row is filtered out");
     assert_eq!(qs[0].images.len(), 2);
     assert_eq!(qs[0].answer_type, AnswerType::MultipleChoice);
-    assert_eq!(qs[0].extra.get("organ_detail").map(String::as_str), Some("colon"));
+    assert_eq!(
+        qs[0].extra.get("organ_detail").map(String::as_str),
+        Some("colon")
+    );
     assert_eq!(qs[0].body_system.as_deref(), Some("abdomen"));
     assert_eq!(qs[1].id, "2");
     assert_eq!(qs[1].answer_type, AnswerType::Closed);
     assert_eq!(qs[1].body_system.as_deref(), Some("lower_limb"));
-    assert_eq!(load(Dataset::Jsonl, &path, "all", Lang::All).expect("all").len(), 3);
+    assert_eq!(
+        load(Dataset::Jsonl, &path, "all", Lang::All)
+            .expect("all")
+            .len(),
+        3
+    );
 }
 
 #[test]
@@ -136,10 +173,18 @@ fn jsonl_errors_name_file_and_line() {
     let dir = std::env::temp_dir().join(format!("medvqa-jsonl-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("bad.jsonl");
-    std::fs::write(&path, "{\"id\": 1, \"question\": \"q\", \"answer\": \"a\"}\n{\"id\": 2}\n")
-        .expect("write");
-    let err = load(Dataset::Jsonl, &path, "all", Lang::All).unwrap_err().to_string();
-    assert!(err.contains("bad.jsonl:2") && err.contains("question"), "{err}");
+    std::fs::write(
+        &path,
+        "{\"id\": 1, \"question\": \"q\", \"answer\": \"a\"}\n{\"id\": 2}\n",
+    )
+    .expect("write");
+    let err = load(Dataset::Jsonl, &path, "all", Lang::All)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad.jsonl:2") && err.contains("question"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -164,16 +209,29 @@ fn user_taxonomy_overrides_builtin() {
     .expect("loads");
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for q in &qs {
-        *counts.entry(q.body_system.clone().unwrap_or_default()).or_default() += 1;
+        *counts
+            .entry(q.body_system.clone().unwrap_or_default())
+            .or_default() += 1;
     }
-    assert_eq!(counts.keys().cloned().collect::<Vec<_>>(), vec!["body", "neuro"]);
+    assert_eq!(
+        counts.keys().cloned().collect::<Vec<_>>(),
+        vec!["body", "neuro"]
+    );
     std::fs::remove_file(&tax_path).ok();
 }
 
 #[test]
 fn missing_file_error_names_it() {
-    let err = load(Dataset::Slake, Path::new("/nonexistent/slake"), "test", Lang::En)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("/nonexistent/slake") && err.contains("No such file"), "{err}");
+    let err = load(
+        Dataset::Slake,
+        Path::new("/nonexistent/slake"),
+        "test",
+        Lang::En,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("/nonexistent/slake") && err.contains("No such file"),
+        "{err}"
+    );
 }

@@ -31,7 +31,11 @@ const KNOWN: [&str; 12] = [
     "lang",
 ];
 
-pub(super) fn load(annotations: &Path, split: &str, lang: Lang) -> Result<Vec<Question>, EvalError> {
+pub(super) fn load(
+    annotations: &Path,
+    split: &str,
+    lang: Lang,
+) -> Result<Vec<Question>, EvalError> {
     let text = std::fs::read_to_string(annotations).map_err(|e| EvalError::io(annotations, e))?;
     let mut out = Vec::new();
     for (index, line) in text.lines().enumerate() {
@@ -50,7 +54,10 @@ pub(super) fn load(annotations: &Path, split: &str, lang: Lang) -> Result<Vec<Qu
             .as_object()
             .ok_or_else(|| err("not a JSON object".to_owned()))?;
         let q = parse(obj).map_err(err)?;
-        let split_ok = split == "all" || q.split.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(split));
+        let split_ok = split == "all"
+            || q.split
+                .as_deref()
+                .is_none_or(|s| s.eq_ignore_ascii_case(split));
         let lang_ok = q.lang.as_deref().is_none_or(|l| lang.accepts(l));
         if split_ok && lang_ok {
             out.push(q);
@@ -106,7 +113,11 @@ fn parse(obj: &Map<String, Value>) -> Result<Question, String> {
             "closed" => AnswerType::Closed,
             "open" => AnswerType::Open,
             "multiple_choice" | "multiple-choice" | "mc" => AnswerType::MultipleChoice,
-            _ => return Err(format!("answer_type {t:?} is not closed, open or multiple_choice")),
+            _ => {
+                return Err(format!(
+                    "answer_type {t:?} is not closed, open or multiple_choice"
+                ))
+            }
         },
         None if !options.is_empty() => AnswerType::MultipleChoice,
         None if matches!(answer.to_lowercase().as_str(), "yes" | "no") => AnswerType::Closed,

@@ -258,7 +258,10 @@ mod tests {
         for d in Dataset::ALL {
             assert_eq!(d.name().parse::<Dataset>().expect("parses"), d);
         }
-        assert_eq!("VQA_RAD".parse::<Dataset>().expect("parses"), Dataset::VqaRad);
+        assert_eq!(
+            "VQA_RAD".parse::<Dataset>().expect("parses"),
+            Dataset::VqaRad
+        );
         let err = "vqa-med".parse::<Dataset>().unwrap_err().to_string();
         assert!(err.contains("vqa-med") && err.contains("slake"), "{err}");
     }

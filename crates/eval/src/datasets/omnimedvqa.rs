@@ -23,7 +23,11 @@ use crate::types::{AnswerType, Question};
 
 pub(super) fn load(annotations: &Path, split: &str) -> Result<Vec<Question>, EvalError> {
     if split != "test" && split != "all" {
-        return Err(unknown_split(Dataset::OmniMedVqa, split, "only test (= all)"));
+        return Err(unknown_split(
+            Dataset::OmniMedVqa,
+            split,
+            "only test (= all)",
+        ));
     }
     let mut files = Vec::new();
     collect_json(annotations, &mut files)?;
@@ -52,7 +56,10 @@ fn collect_json(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), EvalError> {
         let p = entry.path();
         if p.is_dir() {
             collect_json(&p, out)?;
-        } else if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+        } else if p
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
             out.push(p);
         }
     }
@@ -65,7 +72,9 @@ fn parse_item(row: &Value, index: usize, path: &Path) -> Result<Question, EvalEr
         .ok_or_else(|| EvalError::format(path, format!("item {index}: not a JSON object")))?;
     let id = required_text(obj, "question_id", path, &format!("item {index}"))?;
     let name = format!("item {index} (question_id {id})");
-    let answer = required_text(obj, "gt_answer", path, &name)?.trim().to_owned();
+    let answer = required_text(obj, "gt_answer", path, &name)?
+        .trim()
+        .to_owned();
     let mut options = Vec::new();
     for letter in 'A'..='Z' {
         match optional_text(obj, &format!("option_{letter}")) {
@@ -88,7 +97,9 @@ fn parse_item(row: &Value, index: usize, path: &Path) -> Result<Question, EvalEr
     }
     Ok(Question {
         id,
-        images: vec![required_text(obj, "image_path", path, &name)?.trim().to_owned()],
+        images: vec![required_text(obj, "image_path", path, &name)?
+            .trim()
+            .to_owned()],
         question: required_text(obj, "question", path, &name)?,
         answer,
         answer_type: AnswerType::MultipleChoice,

@@ -21,7 +21,9 @@ use crate::error::EvalError;
 use crate::types::{AnswerType, Question};
 
 /// The wh-words the PathVQA paper uses as open question categories.
-const WH_WORDS: [&str; 8] = ["what", "where", "when", "whose", "how", "which", "who", "why"];
+const WH_WORDS: [&str; 8] = [
+    "what", "where", "when", "whose", "how", "which", "who", "why",
+];
 
 pub(super) fn load(annotations: &Path, split: &str) -> Result<Vec<Question>, EvalError> {
     let split_label = match split {
@@ -55,9 +57,9 @@ pub(super) fn load(annotations: &Path, split: &str) -> Result<Vec<Question>, Eva
         }
         for (i, (q, label)) in questions.iter().zip(labels).enumerate() {
             let id = format!("{img_id}_{i}");
-            let question = q.as_str().ok_or_else(|| {
-                EvalError::format(&path, format!("question {id}: not a string"))
-            })?;
+            let question = q
+                .as_str()
+                .ok_or_else(|| EvalError::format(&path, format!("question {id}: not a string")))?;
             let answer = best_label(label)
                 .ok_or_else(|| EvalError::format(&path, format!("question {id}: empty label")))?;
             let closed = matches!(answer.trim().to_lowercase().as_str(), "yes" | "no");

@@ -15,7 +15,11 @@ use super::{
 use crate::error::EvalError;
 use crate::types::Question;
 
-pub(super) fn load(annotations: &Path, split: &str, lang: Lang) -> Result<Vec<Question>, EvalError> {
+pub(super) fn load(
+    annotations: &Path,
+    split: &str,
+    lang: Lang,
+) -> Result<Vec<Question>, EvalError> {
     let (file, split_label) = match split {
         "test" => ("test.json", "test"),
         "train" => ("train.json", "train"),
@@ -40,7 +44,9 @@ pub(super) fn load(annotations: &Path, split: &str, lang: Lang) -> Result<Vec<Qu
             .ok_or_else(|| EvalError::format(&path, format!("row {index}: not a JSON object")))?;
         let id = required_text(obj, "qid", &path, &format!("row {index}"))?;
         let name = format!("row {index} (qid {id})");
-        let q_lang = required_text(obj, "q_lang", &path, &name)?.trim().to_lowercase();
+        let q_lang = required_text(obj, "q_lang", &path, &name)?
+            .trim()
+            .to_lowercase();
         if !lang.accepts(&q_lang) {
             continue;
         }
@@ -52,10 +58,18 @@ pub(super) fn load(annotations: &Path, split: &str, lang: Lang) -> Result<Vec<Qu
         }
         out.push(Question {
             id,
-            images: vec![required_text(obj, "img_name", &path, &name)?.trim().to_owned()],
+            images: vec![required_text(obj, "img_name", &path, &name)?
+                .trim()
+                .to_owned()],
             question: required_text(obj, "question", &path, &name)?,
-            answer: required_text(obj, "answer", &path, &name)?.trim().to_owned(),
-            answer_type: open_closed(&required_text(obj, "answer_type", &path, &name)?, &path, &name)?,
+            answer: required_text(obj, "answer", &path, &name)?
+                .trim()
+                .to_owned(),
+            answer_type: open_closed(
+                &required_text(obj, "answer_type", &path, &name)?,
+                &path,
+                &name,
+            )?,
             options: Vec::new(),
             question_type: optional_text(obj, "content_type"),
             modality: optional_text(obj, "modality"),

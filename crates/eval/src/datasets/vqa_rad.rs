@@ -36,7 +36,13 @@ pub(super) fn load(annotations: &Path, split: &str) -> Result<Vec<Question>, Eva
         "test" => |is_test| is_test,
         "train" => |is_test| !is_test,
         "all" => |_| true,
-        _ => return Err(unknown_split(super::Dataset::VqaRad, split, "test, train, all")),
+        _ => {
+            return Err(unknown_split(
+                super::Dataset::VqaRad,
+                split,
+                "test, train, all",
+            ))
+        }
     };
     let value = read_json(&path)?;
     let rows = value
@@ -83,10 +89,20 @@ fn parse_row(row: &Value, index: usize, path: &Path) -> Result<Row, EvalError> {
     let name = format!("row {index} (qid {id})");
     let question = required_text(obj, "question", path, &name)?;
     let answer = required_text(obj, "answer", path, &name)?.trim().to_owned();
-    let answer_type = open_closed(&required_text(obj, "answer_type", path, &name)?, path, &name)?;
-    let image = required_text(obj, "image_name", path, &name)?.trim().to_owned();
-    let organ = required_text(obj, "image_organ", path, &name)?.trim().to_uppercase();
-    let phrase_type = required_text(obj, "phrase_type", path, &name)?.trim().to_owned();
+    let answer_type = open_closed(
+        &required_text(obj, "answer_type", path, &name)?,
+        path,
+        &name,
+    )?;
+    let image = required_text(obj, "image_name", path, &name)?
+        .trim()
+        .to_owned();
+    let organ = required_text(obj, "image_organ", path, &name)?
+        .trim()
+        .to_uppercase();
+    let phrase_type = required_text(obj, "phrase_type", path, &name)?
+        .trim()
+        .to_owned();
     // Types are upper-cased so that `Other` and `OTHER` count together; combined labels such
     // as `POS, PRES` and the dataset's typos (`ATRIB`, `PRSE`) are kept as written.
     let question_type = optional_text(obj, "question_type").map(|t| t.to_uppercase());
@@ -203,13 +219,25 @@ mod tests {
 
     #[test]
     fn modality_from_answers_and_questions() {
-        assert_eq!(modality_evidence("What modality?", "MR - FLAIR"), Some("MRI"));
-        assert_eq!(modality_evidence("How was it taken?", "chest x ray"), Some("X-Ray"));
+        assert_eq!(
+            modality_evidence("What modality?", "MR - FLAIR"),
+            Some("MRI")
+        );
+        assert_eq!(
+            modality_evidence("How was it taken?", "chest x ray"),
+            Some("X-Ray")
+        );
         assert_eq!(modality_evidence("Is this an MRI?", "yes"), Some("MRI"));
         assert_eq!(modality_evidence("Is this an MRI?", "No"), None);
-        assert_eq!(modality_evidence("Is this an MRI or a CT scan?", "MRI"), Some("MRI"));
+        assert_eq!(
+            modality_evidence("Is this an MRI or a CT scan?", "MRI"),
+            Some("MRI")
+        );
         // Contrast says nothing about the modality; two modalities are no evidence.
-        assert_eq!(modality_evidence("Was contrast used?", "with contrast"), None);
+        assert_eq!(
+            modality_evidence("Was contrast used?", "with contrast"),
+            None
+        );
         assert_eq!(modality_evidence("Which?", "CT and MRI"), None);
     }
 
@@ -219,7 +247,10 @@ mod tests {
         assert_eq!(derive_modality("abd", None), ("CT", "organ"));
         assert_eq!(derive_modality("HEAD", None), ("CT or MRI", "organ"));
         let mri = BTreeSet::from(["MRI"]);
-        assert_eq!(derive_modality("HEAD", Some(&mri)), ("MRI", "modality_question"));
+        assert_eq!(
+            derive_modality("HEAD", Some(&mri)),
+            ("MRI", "modality_question")
+        );
         let both = BTreeSet::from(["MRI", "CT"]);
         assert_eq!(derive_modality("HEAD", Some(&both)), ("CT or MRI", "organ"));
     }

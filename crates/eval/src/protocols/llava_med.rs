@@ -51,7 +51,10 @@ fn count_of(words: &[(String, usize)], w: &str) -> Option<usize> {
 fn exact_match(candidate: &str, reference: &str) -> f64 {
     let cand = word_counts(&vqa_v2_normalize(candidate));
     let refw = word_counts(&vqa_v2_normalize(reference));
-    let count = refw.iter().filter(|(w, _)| count_of(&cand, w).is_some()).count();
+    let count = refw
+        .iter()
+        .filter(|(w, _)| count_of(&cand, w).is_some())
+        .count();
     let total: usize = cand.iter().map(|(_, c)| c).sum();
     if total == 0 {
         0.0
@@ -85,7 +88,11 @@ fn f1_score(candidate: &str, reference: &str) -> (f64, f64, f64) {
     }
     let precision = tp as f64 / (tp + fp) as f64;
     let recall = tp as f64 / (tp + fn_) as f64;
-    (2.0 * precision * recall / (precision + recall), precision, recall)
+    (
+        2.0 * precision * recall / (precision + recall),
+        precision,
+        recall,
+    )
 }
 
 /// `calculate_appearance_with_normalization`: 1 when the candidate answer most similar to
@@ -97,8 +104,15 @@ fn candidate_hit(prediction: &str, reference: &str, candidates: &[String]) -> f6
     let mut best: Option<(f64, &String)> = None;
     for cand in candidates {
         let cand_words = word_counts(cand);
-        let count = pred_words.iter().filter(|(w, _)| count_of(&cand_words, w).is_some()).count();
-        let sim = if cand_words.is_empty() { 0.0 } else { count as f64 / cand_words.len() as f64 };
+        let count = pred_words
+            .iter()
+            .filter(|(w, _)| count_of(&cand_words, w).is_some())
+            .count();
+        let sim = if cand_words.is_empty() {
+            0.0
+        } else {
+            count as f64 / cand_words.len() as f64
+        };
         if best.is_none_or(|(b, _)| sim > b) {
             best = Some((sim, cand));
         }
@@ -179,8 +193,13 @@ impl Protocol for LlavaMed {
                 )
             })
             .collect();
-        let hits = if open.is_empty() { 0.0 } else { open.iter().sum::<f64>() / open.len() as f64 };
-        agg.extra.insert("open_accuracy_candidates".to_owned(), hits);
+        let hits = if open.is_empty() {
+            0.0
+        } else {
+            open.iter().sum::<f64>() / open.len() as f64
+        };
+        agg.extra
+            .insert("open_accuracy_candidates".to_owned(), hits);
         agg
     }
 }
@@ -226,7 +245,11 @@ mod tests {
 
     #[test]
     fn candidate_matching_takes_first_best() {
-        let c = vec!["left lung".to_owned(), "lung".to_owned(), "right lung".to_owned()];
+        let c = vec![
+            "left lung".to_owned(),
+            "lung".to_owned(),
+            "right lung".to_owned(),
+        ];
         assert_eq!(candidate_hit("left lung", "left lung", &c), 1.0);
         assert_eq!(candidate_hit("lung", "left lung", &c), 0.0);
         // "lung" already scores 1.0 before "right lung" does, and ties keep the first.

@@ -14,13 +14,28 @@ pub struct LmmsEval;
 
 /// English and Chinese words lmms-eval reads as yes / no (`EN_YES`, `ZH_YES`, `EN_NO`,
 /// `ZH_NO`). Note 正常 ("normal") counts as yes and 异常 ("abnormal") as no.
-const YES: [&str; 12] = ["yes", "yeah", "yep", "true", "是", "是的", "有", "包含", "可以", "能", "会", "正常"];
+const YES: [&str; 12] = [
+    "yes", "yeah", "yep", "true", "是", "是的", "有", "包含", "可以", "能", "会", "正常",
+];
 const NO: [&str; 13] = [
-    "no", "nope", "false", "否", "不是", "没有", "无", "不包含", "不能", "不会", "不可以", "不正常", "异常",
+    "no",
+    "nope",
+    "false",
+    "否",
+    "不是",
+    "没有",
+    "无",
+    "不包含",
+    "不能",
+    "不会",
+    "不可以",
+    "不正常",
+    "异常",
 ];
 
 /// Full-width and CJK punctuation lmms-eval adds to `string.punctuation` (`ZH_PUNCTUATION`).
-const ZH_PUNCTUATION: &str = "！？｡。＂＃＄％＆＇（）＊＋，－／：；＜＝＞＠［＼］＾＿｀｛｜｝～、，。；：《》？【】（）";
+const ZH_PUNCTUATION: &str =
+    "！？｡。＂＃＄％＆＇（）＊＋，－／：；＜＝＞＠［＼］＾＿｀｛｜｝～、，。；：《》？【】（）";
 
 /// Replaces every `open … close` span (no nested `close` inside) by a space, left to right —
 /// Python's `re.sub(r"\([^)]*\)", " ", text)`.
@@ -52,14 +67,24 @@ pub fn lmms_normalize(answer: &str) -> String {
     let text = drop_parenthesised(&text, '（', '）');
     let text: String = text
         .chars()
-        .map(|c| if c.is_ascii_punctuation() || ZH_PUNCTUATION.contains(c) { ' ' } else { c })
+        .map(|c| {
+            if c.is_ascii_punctuation() || ZH_PUNCTUATION.contains(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     let text = text
         .split(py_is_space)
         .filter(|t| !t.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
-    let text = if text == "x ray" || text == "xray" { "xray".to_owned() } else { text };
+    let text = if text == "x ray" || text == "xray" {
+        "xray".to_owned()
+    } else {
+        text
+    };
     if YES.contains(&text.as_str()) {
         "yes".to_owned()
     } else if NO.contains(&text.as_str()) {

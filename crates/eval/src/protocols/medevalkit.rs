@@ -163,7 +163,11 @@ fn judge_open(answer: &str, response: &str) -> Option<(bool, OpenMetrics)> {
     let (f1, precision, recall) = if precision + recall == 0.0 {
         (0.0, 0.0, 0.0)
     } else {
-        (2.0 * (precision * recall) / (precision + recall), precision, recall)
+        (
+            2.0 * (precision * recall) / (precision + recall),
+            precision,
+            recall,
+        )
     };
     let em = r == answer;
     Some((
@@ -252,8 +256,13 @@ impl Protocol for MedEvalKit {
         let mut agg = ProtocolAggregate::partitioned(&scored, |q, _| toolkit_open(q));
         let errors = items.len() - scored.len();
         agg.extra.insert("toolkit_errors".to_owned(), errors as f64);
-        let reported = if agg.open_n == 0 { 0.0 } else { agg.open_accuracy / agg.open_n as f64 };
-        agg.extra.insert("open_acc_as_reported".to_owned(), reported);
+        let reported = if agg.open_n == 0 {
+            0.0
+        } else {
+            agg.open_accuracy / agg.open_n as f64
+        };
+        agg.extra
+            .insert("open_acc_as_reported".to_owned(), reported);
         agg
     }
 }
@@ -264,7 +273,10 @@ mod tests {
 
     #[test]
     fn response_parsing() {
-        assert_eq!(extract_boxed("x \\boxed{a{b}c} y").as_deref(), Some("a{b}c"));
+        assert_eq!(
+            extract_boxed("x \\boxed{a{b}c} y").as_deref(),
+            Some("a{b}c")
+        );
         assert_eq!(extract_boxed("\\boxed{open"), None);
         assert_eq!(extract_answer_tag("<answer> yes </answer>"), "yes");
         assert_eq!(extract_answer_tag("no tags"), "no tags");

@@ -29,7 +29,9 @@ pub const OUTCOME_AMBIGUOUS: &str = "ambiguous";
 /// Tokens that say yes.
 const YES_WORDS: [&str; 6] = ["yes", "yeah", "yep", "yup", "true", "affirmative"];
 /// Tokens that say no (after [`clean_tokens`], so "isnt" is already "isn't").
-const NO_WORDS: [&str; 10] = ["no", "not", "nope", "false", "none", "never", "neither", "nor", "cannot", "negative"];
+const NO_WORDS: [&str; 10] = [
+    "no", "not", "nope", "false", "none", "never", "neither", "nor", "cannot", "negative",
+];
 
 /// A yes/no answer's polarity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,8 +82,15 @@ pub fn extract_option_letter(response: &str, options: &[String]) -> Option<usize
     let mut r = response.trim();
     r = r.trim_matches(|c: char| ",.!?;:'".contains(c));
     let padded = format!(" {r} ");
-    let letters: Vec<char> = (0..options.len()).filter_map(|i| char::from_u32('A' as u32 + i as u32)).collect();
-    let last_of = |found: Vec<(usize, usize)>| found.into_iter().max_by_key(|&(_, pos)| pos).map(|(i, _)| i);
+    let letters: Vec<char> = (0..options.len())
+        .filter_map(|i| char::from_u32('A' as u32 + i as u32))
+        .collect();
+    let last_of = |found: Vec<(usize, usize)>| {
+        found
+            .into_iter()
+            .max_by_key(|&(_, pos)| pos)
+            .map(|(i, _)| i)
+    };
     let bracketed: Vec<(usize, usize)> = letters
         .iter()
         .enumerate()
@@ -111,10 +120,17 @@ pub fn extract_option_letter(response: &str, options: &[String]) -> Option<usize
         }
     }
     let answer = clean_tokens(r);
-    options.iter().position(|o| !answer.is_empty() && clean_tokens(o) == answer)
+    options
+        .iter()
+        .position(|o| !answer.is_empty() && clean_tokens(o) == answer)
 }
 
-fn outcome_judgement(correct: bool, gold: String, pred: String, outcome: Option<&str>) -> Judgement {
+fn outcome_judgement(
+    correct: bool,
+    gold: String,
+    pred: String,
+    outcome: Option<&str>,
+) -> Judgement {
     Judgement {
         correct,
         score: if correct { 1.0 } else { 0.0 },
@@ -145,7 +161,9 @@ impl Protocol for MedVqa {
                 match extract_option_letter(prediction, &question.options) {
                     Some(i) => {
                         let letter = char::from(b'A' + i as u8).to_string();
-                        let gold_letter = gold_index.map(|g| char::from(b'A' + g as u8).to_string()).unwrap_or(gold);
+                        let gold_letter = gold_index
+                            .map(|g| char::from(b'A' + g as u8).to_string())
+                            .unwrap_or(gold);
                         outcome_judgement(gold_index == Some(i), gold_letter, letter, None)
                     }
                     None => outcome_judgement(false, gold, pred, Some(OUTCOME_UNPARSED)),
@@ -158,7 +176,11 @@ impl Protocol for MedVqa {
                     Polarity::Ambiguous => ("", Some(OUTCOME_AMBIGUOUS)),
                     Polarity::Unparsed => ("", Some(OUTCOME_UNPARSED)),
                 };
-                let shown = if verdict.is_empty() { pred } else { verdict.to_owned() };
+                let shown = if verdict.is_empty() {
+                    pred
+                } else {
+                    verdict.to_owned()
+                };
                 outcome_judgement(verdict == gold, gold, shown, outcome)
             }
             AnswerType::Closed => {
@@ -241,9 +263,15 @@ mod tests {
         let p = MedVqa;
         let no = question("No", AnswerType::Closed, &[]);
         assert!(!p.judge(&no, "abnormal").correct);
-        assert_eq!(p.judge(&no, "abnormal").outcome.as_deref(), Some("unparsed"));
+        assert_eq!(
+            p.judge(&no, "abnormal").outcome.as_deref(),
+            Some("unparsed")
+        );
         assert!(p.judge(&no, "not seen").correct);
-        assert_eq!(p.judge(&no, "yes and no").outcome.as_deref(), Some("ambiguous"));
+        assert_eq!(
+            p.judge(&no, "yes and no").outcome.as_deref(),
+            Some("ambiguous")
+        );
         let side = question("Left", AnswerType::Closed, &[]);
         assert!(p.judge(&side, "the left.").correct);
         assert!(!p.judge(&side, "right").correct);
@@ -269,18 +297,32 @@ mod tests {
 
     #[test]
     fn option_letters() {
-        let opts: Vec<String> = ["CT", "MRI", "X-ray", "Ultrasound"].iter().map(|s| s.to_string()).collect();
+        let opts: Vec<String> = ["CT", "MRI", "X-ray", "Ultrasound"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(extract_option_letter("B", &opts), Some(1));
         assert_eq!(extract_option_letter("(C)", &opts), Some(2));
         assert_eq!(extract_option_letter("The answer is (D).", &opts), Some(3));
         assert_eq!(extract_option_letter("A.", &opts), Some(0));
-        assert_eq!(extract_option_letter("Answer: B, not A", &opts), Some(0), "the last mentioned wins");
-        assert_eq!(extract_option_letter("I believe this image was made with MRI here", &opts), Some(1));
+        assert_eq!(
+            extract_option_letter("Answer: B, not A", &opts),
+            Some(0),
+            "the last mentioned wins"
+        );
+        assert_eq!(
+            extract_option_letter("I believe this image was made with MRI here", &opts),
+            Some(1)
+        );
         assert_eq!(extract_option_letter("mri", &opts), Some(1));
         assert_eq!(extract_option_letter("no idea", &opts), None);
         assert_eq!(extract_option_letter("E", &opts), None);
         let p = MedVqa;
-        let q = question("MRI", AnswerType::MultipleChoice, &["CT", "MRI", "X-ray", "Ultrasound"]);
+        let q = question(
+            "MRI",
+            AnswerType::MultipleChoice,
+            &["CT", "MRI", "X-ray", "Ultrasound"],
+        );
         assert!(p.judge(&q, "(B)").correct);
         let j = p.judge(&q, "no idea");
         assert_eq!(j.outcome.as_deref(), Some("unparsed"));

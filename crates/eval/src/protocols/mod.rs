@@ -29,7 +29,13 @@ use crate::types::Protocol;
 pub const DEFAULT_PROTOCOL: &str = "medvqa";
 
 /// Every protocol name, the default first.
-pub const PROTOCOL_NAMES: [&str; 5] = ["medvqa", "llava-med", "medevalkit", "lmms-eval", "multimedeval"];
+pub const PROTOCOL_NAMES: [&str; 5] = [
+    "medvqa",
+    "llava-med",
+    "medevalkit",
+    "lmms-eval",
+    "multimedeval",
+];
 
 /// Outcome of a question the toolkit itself could not score (its code raises on that answer;
 /// see `docs/protocols.md`). Such a judgement is incorrect with score 0.
@@ -58,7 +64,10 @@ mod tests {
         for name in PROTOCOL_NAMES {
             assert_eq!(protocol_by_name(name).map(|p| p.name()), Some(name));
         }
-        assert_eq!(protocol_by_name("LMMS_EVAL").map(|p| p.name()), Some("lmms-eval"));
+        assert_eq!(
+            protocol_by_name("LMMS_EVAL").map(|p| p.name()),
+            Some("lmms-eval")
+        );
         assert!(protocol_by_name("vqa").is_none());
     }
 }

@@ -42,8 +42,16 @@ impl Protocol for MultiMedEval {
         let pred_tokens: BTreeSet<&str> = py_split(&clean_pred).into_iter().collect();
         let mut gold_tokens: BTreeSet<&str> = py_split(&clean_gold).into_iter().collect();
         let shared = pred_tokens.intersection(&gold_tokens).count() as f64;
-        let precision = if pred_tokens.is_empty() { 0.0 } else { shared / pred_tokens.len() as f64 };
-        let recall = if gold_tokens.is_empty() { 0.0 } else { shared / gold_tokens.len() as f64 };
+        let precision = if pred_tokens.is_empty() {
+            0.0
+        } else {
+            shared / pred_tokens.len() as f64
+        };
+        let recall = if gold_tokens.is_empty() {
+            0.0
+        } else {
+            shared / gold_tokens.len() as f64
+        };
         let f1 = 2.0 * (precision * recall) / (precision + recall + 1e-8);
         let bleu1 = torchmetrics_bleu1(&clean_gold, &clean_pred);
         let (correct, score) = if is_closed_gold(&clean_gold) {
@@ -82,15 +90,25 @@ impl Protocol for MultiMedEval {
         let mut agg =
             ProtocolAggregate::partitioned(items, |_, j| !is_closed_gold(&j.gold_normalized));
         let mean = |f: fn(&OpenMetrics) -> f64| {
-            let v: Vec<f64> = items.iter().filter_map(|(_, j)| j.open.as_ref().map(f)).collect();
-            if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
+            let v: Vec<f64> = items
+                .iter()
+                .filter_map(|(_, j)| j.open.as_ref().map(f))
+                .collect();
+            if v.is_empty() {
+                0.0
+            } else {
+                v.iter().sum::<f64>() / v.len() as f64
+            }
         };
         agg.extra.insert("bleu".to_owned(), mean(|m| m.bleu1));
         agg.extra.insert("F1".to_owned(), mean(|m| m.f1));
         agg.extra.insert("recall".to_owned(), mean(|m| m.recall));
-        agg.extra.insert("closedQuestionsAccuracy".to_owned(), agg.closed_accuracy);
-        agg.extra.insert("openQuestionsRecall".to_owned(), agg.open.recall);
-        agg.extra.insert("openQuestionsAccuracy".to_owned(), agg.open_accuracy);
+        agg.extra
+            .insert("closedQuestionsAccuracy".to_owned(), agg.closed_accuracy);
+        agg.extra
+            .insert("openQuestionsRecall".to_owned(), agg.open.recall);
+        agg.extra
+            .insert("openQuestionsAccuracy".to_owned(), agg.open_accuracy);
         agg
     }
 }

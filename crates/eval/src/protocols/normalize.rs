@@ -199,9 +199,27 @@ pub fn torchmetrics_bleu1(reference: &str, hypothesis: &str) -> f64 {
 /// Number words our normalisation turns into digits (not "none": that is an answer, not a
 /// number).
 const NUMBER_WORDS: [&str; 21] = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
-    "nineteen", "twenty",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
 ];
 
 /// medvqa's normalisation of an answer into tokens, VQA v2 in spirit without its accidents:
@@ -217,14 +235,14 @@ pub fn clean_tokens(text: &str) -> Vec<String> {
         let prev = i.checked_sub(1).and_then(|j| chars.get(j)).copied();
         let next = chars.get(i + 1).copied();
         let between = |f: fn(char) -> bool| prev.is_some_and(f) && next.is_some_and(f);
-        if c.is_alphanumeric() || c.is_whitespace() {
-            spaced.push(c);
-        } else if c == '.' && between(|x| x.is_ascii_digit()) {
+        let kept = c.is_alphanumeric()
+            || c.is_whitespace()
+            || (c == '.' && between(|x| x.is_ascii_digit()))
+            || (c == '\'' && between(char::is_alphanumeric));
+        if kept {
             spaced.push(c);
         } else if c == ',' && between(|x| x.is_ascii_digit()) {
             // Thousands separator: dropped.
-        } else if c == '\'' && between(char::is_alphanumeric) {
-            spaced.push(c);
         } else {
             spaced.push(' ');
         }
@@ -297,8 +315,14 @@ mod tests {
         assert_eq!(vqa_v2_normalize("yes."), "yes");
         assert_eq!(vqa_v2_normalize("3.5 cm."), "3.5 cm");
         // Only the first 32 periods go (re.sub count = re.UNICODE = 32).
-        assert_eq!(vqa_v2_normalize(&format!("a{}", ".".repeat(40))), "a........");
-        assert_eq!(vqa_v2_normalize(&format!("x{}", ".".repeat(40))), "x........");
+        assert_eq!(
+            vqa_v2_normalize(&format!("a{}", ".".repeat(40))),
+            "a........"
+        );
+        assert_eq!(
+            vqa_v2_normalize(&format!("x{}", ".".repeat(40))),
+            "x........"
+        );
     }
 
     #[test]
@@ -326,7 +350,10 @@ mod tests {
     #[test]
     fn clean_tokens_rules() {
         assert_eq!(clean_tokens("The Left-Lung."), vec!["left", "lung"]);
-        assert_eq!(clean_tokens("Two nodules, 3.5 cm"), vec!["2", "nodules", "3.5", "cm"]);
+        assert_eq!(
+            clean_tokens("Two nodules, 3.5 cm"),
+            vec!["2", "nodules", "3.5", "cm"]
+        );
         assert_eq!(clean_tokens("1,000"), vec!["1000"]);
         assert_eq!(clean_tokens("It isn’t"), vec!["it", "isn't"]);
         assert_eq!(clean_tokens("isnt"), vec!["isn't"]);
