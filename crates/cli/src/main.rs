@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod eval_cmds;
 mod ingest_cmd;
 
 #[derive(Parser)]
@@ -16,12 +17,21 @@ struct Cli {
 enum Command {
     /// Read DICOM / NIfTI / PNG / JPEG / TIFF into float32 .npy arrays with JSON sidecars.
     Ingest(ingest_cmd::IngestArgs),
+    /// Score a predictions file against a VQA dataset under a named protocol.
+    Score(eval_cmds::ScoreArgs),
+    /// Run a model (or a built-in baseline) over a VQA dataset, resumably, then score it.
+    Eval(eval_cmds::EvalArgs),
+    /// Compare two scored runs: paired differences, exact McNemar test, paired bootstrap CI.
+    Compare(eval_cmds::CompareArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Ingest(args) => ingest_cmd::run(args),
+        Command::Score(args) => eval_cmds::score(args),
+        Command::Eval(args) => eval_cmds::eval(args),
+        Command::Compare(args) => eval_cmds::compare_runs(args),
     };
     std::process::exit(code);
 }
