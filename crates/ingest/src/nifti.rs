@@ -201,7 +201,8 @@ pub struct NiftiHeader {
     pub magic: String,
     pub datatype: Datatype,
     pub bitpix: i32,
-    /// `dim[1..=dim[0]]`: `[nx, ny, nz, nt, ...]`.
+    /// `dim[1..=dim[0]]`: `[nx, ny, nz, nt, ...]`, padded with 1 to at least three
+    /// entries (a 2D file has `nz = 1`).
     pub dims: Vec<u64>,
     /// `pixdim[0..8]` as stored (`pixdim[0]` is qfac; `pixdim[4]` is the time step).
     pub pixdim: [f64; 8],
