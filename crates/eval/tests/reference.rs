@@ -326,3 +326,76 @@ fn multimedeval_vqa_rad() {
 fn multimedeval_slake_en() {
     multimedeval("slake_en_test");
 }
+
+/// Our own protocol on the same crafted predictions: the variants that only change case,
+/// punctuation or articles are right, the traps ("abnormal" for "no", empty answers) are not.
+#[test]
+fn medvqa_rules_on_crafted_predictions() {
+    for key in ["vqa_rad_test", "slake_en_test"] {
+        let Some(dir) = shared_vqa() else { return };
+        let questions = match key {
+            "vqa_rad_test" => load(Dataset::VqaRad, &dir.join("vqa_rad"), "test", Lang::En),
+            _ => load(Dataset::Slake, &dir.join("slake"), "test", Lang::En),
+        }
+        .expect("dataset loads");
+        let text =
+            std::fs::read_to_string(reference_dir().join(format!("{key}_predictions.jsonl")))
+                .expect("predictions");
+        let rows: HashMap<String, (String, String)> = text
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).expect("line");
+                let s = |k: &str| v[k].as_str().expect(k).to_owned();
+                (s("id"), (s("prediction"), s("variant")))
+            })
+            .collect();
+        let protocol = protocol_by_name("medvqa").expect("default protocol");
+        let mut judged = Vec::new();
+        for q in &questions {
+            let (prediction, variant) = &rows[&q.id];
+            let j = protocol.judge(q, prediction);
+            let gold = q.answer.trim().to_lowercase();
+            let yes_no = gold == "yes" || gold == "no";
+            if [
+                "exact",
+                "upper",
+                "period",
+                "capital_period",
+                "exclaim",
+                "parenthesised",
+            ]
+            .contains(&variant.as_str())
+                && !(variant == "parenthesised" && q.answer.contains('('))
+            {
+                assert!(
+                    j.correct,
+                    "{key} {} {variant}: {prediction:?} vs {:?}",
+                    q.id, q.answer
+                );
+            }
+            if ["abnormal", "unknown", "empty", "blank", "yes_and_no"].contains(&variant.as_str())
+                && yes_no
+            {
+                assert!(!j.correct, "{key} {} {variant}: {prediction:?}", q.id);
+                assert!(j.outcome.is_some(), "{key} {} {variant}: outcome", q.id);
+            }
+            if variant == "not_seen" && yes_no {
+                assert_eq!(j.correct, gold == "no", "{key} {}", q.id);
+            }
+            if variant == "article" {
+                assert!(j.correct, "{key} {}: {prediction:?}", q.id);
+            }
+            judged.push(j);
+        }
+        let agg = protocol.aggregate(&pairs(&questions, &judged));
+        eprintln!(
+            "{key} medvqa: overall {:.4}, closed {:.4} (n {}), open {:.4} (n {}), open F1 {:.4}",
+            agg.overall,
+            agg.closed_accuracy,
+            agg.closed_n,
+            agg.open_accuracy,
+            agg.open_n,
+            agg.open.f1
+        );
+    }
+}
