@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Choices, and how they compare with libjpeg(-turbo), the reference decoder:
-//! - **IDCT**: separable floating-point IDCT (T.81 A.3.3) with round-half-up, level shift
+//! - **IDCT**: separable double-precision IDCT (T.81 A.3.3) with round-half-up, level shift
 //!   2^(P-1) and clamping to [0, 2^P-1]. libjpeg's default `JDCT_ISLOW` integer IDCT rounds
 //!   differently in its intermediate pass, so samples may differ by ±1 from libjpeg.
 //! - **Upsampling**: the same filters libjpeg-turbo applies by default
@@ -906,7 +906,7 @@ impl<'a> Decoder<'a> {
             idx: usize,
             dc: &'t Huffman,
             ac: &'t Huffman,
-            quant: [f32; 64],
+            quant: [f64; 64],
             pred: i32,
         }
         let mut ms: Vec<Member<'_>> = Vec::with_capacity(ns);
@@ -918,9 +918,9 @@ impl<'a> Decoder<'a> {
             ) else {
                 return Err(invalid("SOS", at, "table vanished".into()));
             };
-            let mut quant = [0f32; 64];
+            let mut quant = [0f64; 64];
             for (k, &z) in ZIGZAG.iter().enumerate() {
-                quant[z] = f32::from(q[k]);
+                quant[z] = f64::from(q[k]);
             }
             ms.push(Member {
                 idx,
@@ -946,7 +946,7 @@ impl<'a> Decoder<'a> {
         let sos_offset = at;
 
         let mut reader = BitReader::new(self.data, self.pos);
-        let mut coef = [0f32; 64];
+        let mut coef = [0f64; 64];
         let mut next_rst: u8 = 0;
         let mut mcu: u64 = 0;
         for my in 0..mcus_y {
@@ -1083,9 +1083,9 @@ fn decode_block(
     r: &mut BitReader<'_>,
     dc: &Huffman,
     ac: &Huffman,
-    quant: &[f32; 64],
+    quant: &[f64; 64],
     pred: &mut i32,
-    coef: &mut [f32; 64],
+    coef: &mut [f64; 64],
 ) -> std::result::Result<(), &'static str> {
     let t = u32::from(r.decode(dc).ok_or("invalid DC Huffman code")?);
     // DC difference categories go up to 11 (8-bit) or 15 (12-bit) (T.81 F.1.2.1, F.1.5.1).
@@ -1094,7 +1094,7 @@ fn decode_block(
     }
     // Wrapping: corrupt data can push the predictor anywhere; the value is clamped later.
     *pred = pred.wrapping_add(r.receive_extend(t));
-    coef[0] = *pred as f32 * quant[0];
+    coef[0] = *pred as f64 * quant[0];
     let mut k = 1usize;
     while k < 64 {
         let rs = r.decode(ac).ok_or("invalid AC Huffman code")?;
@@ -1111,22 +1111,26 @@ fn decode_block(
             return Err("AC coefficient run goes past coefficient 63");
         }
         let z = ZIGZAG[k];
-        coef[z] = r.receive_extend(size) as f32 * quant[z];
+        coef[z] = r.receive_extend(size) as f64 * quant[z];
         k += 1;
     }
     Ok(())
 }
 
+/// Far above the f64 rounding error of an 8×8 IDCT of 16-bit-range coefficients (~1e-11),
+/// far below the spacing of values that are not exact halves.
+const HALF_UP_SLACK: f64 = 1e-6;
+
 /// Floating-point 8×8 inverse DCT (T.81 A.3.3):
 /// s(y,x) = 1/4 Σu Σv C(u) C(v) S(v,u) cos((2x+1)uπ/16) cos((2y+1)vπ/16).
 struct Idct {
     /// basis[x][u] = C(u)/2 · cos((2x+1)uπ/16), C(0) = 1/√2.
-    basis: [[f32; 8]; 8],
+    basis: [[f64; 8]; 8],
 }
 
 impl Idct {
     fn new() -> Self {
-        let mut basis = [[0f32; 8]; 8];
+        let mut basis = [[0f64; 8]; 8];
         for (x, row) in basis.iter_mut().enumerate() {
             for (u, b) in row.iter_mut().enumerate() {
                 let c = if u == 0 {
@@ -1135,7 +1139,7 @@ impl Idct {
                     1.0
                 };
                 let angle = ((2 * x + 1) * u) as f64 * std::f64::consts::PI / 16.0;
-                *b = (c / 2.0 * angle.cos()) as f32;
+                *b = c / 2.0 * angle.cos();
             }
         }
         Idct { basis }
@@ -1143,10 +1147,10 @@ impl Idct {
 
     /// Transforms `coef` (natural order) and writes level-shifted, clamped samples into an
     /// 8×8 window of `out` with line stride `stride`.
-    fn run(&self, coef: &[f32; 64], out: &mut [u16], stride: usize, level: i32, maxval: i32) {
+    fn run(&self, coef: &[f64; 64], out: &mut [u16], stride: usize, level: i32, maxval: i32) {
         // Rows: tmp[v][x] = Σu S(v,u) basis[x][u]. Most rows of a quantised block are all
         // zero; they are skipped here and in the column pass.
-        let mut tmp = [[0f32; 8]; 8];
+        let mut tmp = [[0f64; 8]; 8];
         let mut rows = [0usize; 8];
         let mut nrows = 0;
         for (v, t) in tmp.iter_mut().enumerate() {
@@ -1162,7 +1166,7 @@ impl Idct {
             }
             for (x, dst) in t.iter_mut().enumerate() {
                 let b = &self.basis[x];
-                let mut s = 0f32;
+                let mut s = 0f64;
                 for u in 0..8 {
                     s += row[u] * b[u];
                 }
@@ -1175,7 +1179,7 @@ impl Idct {
             let Some(line) = out.get_mut(y * stride..y * stride + 8) else {
                 return;
             };
-            let mut acc = [0f32; 8];
+            let mut acc = [0f64; 8];
             for &v in &rows[..nrows] {
                 let (w, t) = (b[v], &tmp[v]);
                 for x in 0..8 {
@@ -1183,8 +1187,12 @@ impl Idct {
                 }
             }
             for (dst, s) in line.iter_mut().zip(acc) {
-                // Round half up like libjpeg's DESCALE; `as` saturates, so no overflow.
-                let val = (s + 0.5).floor() as i32;
+                // Round half up like libjpeg's DESCALE. Blocks made of S00 and S04/S40/S44
+                // give exact halves, which islow computes exactly (those terms need no
+                // irrational constant) and rounds up; the basis products here are off by
+                // ~1e-16 relative, so HALF_UP_SLACK keeps such halves from rounding down.
+                // `as` saturates, so corrupt coefficients cannot overflow.
+                let val = (s + 0.5 + HALF_UP_SLACK).floor() as i32;
                 *dst = val.saturating_add(level).clamp(0, maxval) as u16;
             }
         }
@@ -1393,7 +1401,7 @@ mod tests {
     #[test]
     fn idct_matches_direct_formula() {
         let idct = Idct::new();
-        let mut coef = [0f32; 64];
+        let mut coef = [0f64; 64];
         coef[1] = 400.0; // S(0,1): horizontal cosine
         coef[9] = -120.0;
         let mut out = [0u16; 64];
