@@ -42,7 +42,7 @@ fn closed_no_gold_table() {
         ("No, it is not.", [true, true, true, false, false, true]),
         ("yes and no", [false, true, false, false, false, true]),
         ("Nope", [true, true, true, false, true, false]),
-        ("none", [true, true, true, false, false, false]),
+        ("none", [true, false, true, false, false, false]),
         ("", [false, false, false, false, false, false]),
     ];
     for (prediction, expected) in rows {
