@@ -267,39 +267,119 @@ fn judgement_of(r: &QuestionResult) -> Judgement {
     }
 }
 
+/// One question's share of an aggregate, read from the protocol's aggregate of that question
+/// alone: counted, correct, closed, closed and correct (each 0 or 1).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Share {
+    n: f64,
+    correct: f64,
+    closed: f64,
+    closed_correct: f64,
+}
+
+impl Share {
+    fn of(a: &ProtocolAggregate) -> Share {
+        Share {
+            n: a.n as f64,
+            correct: a.overall * a.n as f64,
+            closed: a.closed_n as f64,
+            closed_correct: a.closed_accuracy * a.closed_n as f64,
+        }
+    }
+
+    fn add(&mut self, o: &Share) {
+        self.n += o.n;
+        self.correct += o.correct;
+        self.closed += o.closed;
+        self.closed_correct += o.closed_correct;
+    }
+}
+
+/// The accuracies that get an interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stat {
+    Overall,
+    Closed,
+}
+
+impl Stat {
+    fn of_aggregate(self, a: &ProtocolAggregate) -> Option<f64> {
+        match self {
+            Stat::Overall => (a.n > 0).then_some(a.overall),
+            Stat::Closed => (a.closed_n > 0).then_some(a.closed_accuracy),
+        }
+    }
+
+    fn of_shares(self, s: &Share) -> Option<f64> {
+        match self {
+            Stat::Overall => (s.n > 0.0).then(|| s.correct / s.n),
+            Stat::Closed => (s.closed > 0.0).then(|| s.closed_correct / s.closed),
+        }
+    }
+}
+
 /// Aggregates through the protocol: every number of the summary is the protocol's own.
 struct Aggregator<'a> {
     protocol: &'a dyn Protocol,
     items: Vec<(&'a Question, Judgement)>,
+    /// Each question's share, for the fast bootstrap of per-question-mean aggregates.
+    shares: Vec<Share>,
     boot: Bootstrap,
 }
 
-impl Aggregator<'_> {
+impl<'a> Aggregator<'a> {
+    fn new(protocol: &'a dyn Protocol, items: Vec<(&'a Question, Judgement)>, boot: Bootstrap) -> Self {
+        let shares = items.iter().map(|(q, j)| Share::of(&protocol.aggregate(&[(q, j)]))).collect();
+        Aggregator { protocol, items, shares, boot }
+    }
+
     fn aggregate(&self, members: impl Iterator<Item = usize>) -> ProtocolAggregate {
         let items: Vec<(&Question, &Judgement)> = members.map(|i| (self.items[i].0, &self.items[i].1)).collect();
         self.protocol.aggregate(&items)
     }
 
-    /// Bootstrap interval of `stat` over the set `members` (indices into `items`).
-    fn ci95(&self, members: &[usize], stat: impl Fn(&ProtocolAggregate) -> Option<f64>) -> Option<[f64; 2]> {
-        self.boot.ci95_of(members.len(), |draw| stat(&self.aggregate(draw.iter().map(|&k| members[k]))))
-    }
-
-    fn overall(a: &ProtocolAggregate) -> Option<f64> {
-        (a.n > 0).then_some(a.overall)
-    }
-
-    fn closed(a: &ProtocolAggregate) -> Option<f64> {
-        (a.closed_n > 0).then_some(a.closed_accuracy)
+    /// Bootstrap interval of `stat` over the set `members` (indices into `items`), whose
+    /// aggregate is `whole`.
+    ///
+    /// Every toolkit we reproduce aggregates closed and overall accuracy as per-question means
+    /// over a per-question partition; then a resample's statistic is a ratio of sums of the
+    /// questions' shares, computed without calling the protocol (OmniMedVQA's 127k questions
+    /// would otherwise take minutes). That shortcut is taken only when the shares reproduce
+    /// the protocol's own aggregate of `members` exactly; otherwise every resample is
+    /// aggregated by the protocol itself. Both paths draw the same indices.
+    fn ci95(&self, members: &[usize], whole: &ProtocolAggregate, stat: Stat) -> Option<[f64; 2]> {
+        let mut total = Share::default();
+        for &i in members {
+            total.add(&self.shares[i]);
+        }
+        let same = |x: Option<f64>, y: Option<f64>| match (x, y) {
+            (Some(x), Some(y)) => (x - y).abs() <= 1e-12,
+            (None, None) => true,
+            _ => false,
+        };
+        let decomposes = total.n == whole.n as f64
+            && total.closed == whole.closed_n as f64
+            && [Stat::Overall, Stat::Closed].iter().all(|s| same(s.of_shares(&total), s.of_aggregate(whole)));
+        if decomposes {
+            self.boot.ci95_of(members.len(), |draw| {
+                let mut t = Share::default();
+                for &k in draw {
+                    t.add(&self.shares[members[k]]);
+                }
+                stat.of_shares(&t)
+            })
+        } else {
+            self.boot.ci95_of(members.len(), |draw| stat.of_aggregate(&self.aggregate(draw.iter().map(|&k| members[k]))))
+        }
     }
 
     fn group(&self, members: &[usize]) -> GroupSummary {
         let a = self.aggregate(members.iter().copied());
         GroupSummary {
             n: a.n,
-            accuracy: Self::overall(&a),
-            ci95: self.ci95(members, Self::overall),
-            closed_accuracy: Self::closed(&a),
+            accuracy: Stat::Overall.of_aggregate(&a),
+            ci95: self.ci95(members, &a, Stat::Overall),
+            closed_accuracy: Stat::Closed.of_aggregate(&a),
             open_recall: (a.open_n > 0).then_some(a.open.recall),
         }
     }
@@ -341,11 +421,7 @@ pub fn summarize(
         questions.len() == results.len() && questions.iter().zip(results).all(|(q, r)| q.id == r.id),
         "summarize: results must be the judgements of questions, in order"
     );
-    let agg = Aggregator {
-        protocol,
-        items: questions.iter().zip(results).map(|(q, r)| (q, judgement_of(r))).collect(),
-        boot: *boot,
-    };
+    let agg = Aggregator::new(protocol, questions.iter().zip(results).map(|(q, r)| (q, judgement_of(r))).collect(), *boot);
     let all: Vec<usize> = (0..results.len()).collect();
     let whole = agg.aggregate(all.iter().copied());
     let (closed_n, open_n) = (whole.closed_n, whole.open_n);
@@ -358,13 +434,13 @@ pub fn summarize(
         n: results.len(),
         overall: AccuracySummary {
             n: whole.n,
-            accuracy: Aggregator::overall(&whole),
-            ci95: agg.ci95(&all, Aggregator::overall),
+            accuracy: Stat::Overall.of_aggregate(&whole),
+            ci95: agg.ci95(&all, &whole, Stat::Overall),
         },
         closed: AccuracySummary {
             n: closed_n,
-            accuracy: Aggregator::closed(&whole),
-            ci95: if closed_n > 0 { agg.ci95(&all, Aggregator::closed) } else { None },
+            accuracy: Stat::Closed.of_aggregate(&whole),
+            ci95: if closed_n > 0 { agg.ci95(&all, &whole, Stat::Closed) } else { None },
         },
         open: {
             let some = |v: f64| (open_n > 0).then_some(v);
@@ -650,5 +726,59 @@ pub(crate) mod tests {
         let flags: Vec<f64> = results.iter().map(|r| f64::from(u8::from(r.correct))).collect();
         assert_eq!(s.overall.ci95, Bootstrap::default().ci95(&flags));
         assert_eq!(s.closed.ci95, s.overall.ci95);
+    }
+
+    /// Overall accuracy = share of *labels* (modalities) whose questions are all correct: not a
+    /// per-question mean, so the shares cannot reproduce it and the protocol must be called.
+    struct AllOfModality;
+
+    impl Protocol for AllOfModality {
+        fn name(&self) -> &'static str {
+            "all-of-modality"
+        }
+        fn judge(&self, q: &Question, prediction: &str) -> Judgement {
+            Exact.judge(q, prediction)
+        }
+        fn aggregate(&self, items: &[(&Question, &Judgement)]) -> ProtocolAggregate {
+            let mut a = ProtocolAggregate::by_answer_type(items);
+            let mut by: BTreeMap<&str, bool> = BTreeMap::new();
+            for (q, j) in items {
+                let e = by.entry(q.modality.as_deref().unwrap_or("")).or_insert(true);
+                *e &= j.correct;
+            }
+            a.overall = by.values().filter(|&&v| v).count() as f64 / by.len().max(1) as f64;
+            a
+        }
+    }
+
+    #[test]
+    fn a_non_mean_aggregate_is_bootstrapped_through_the_protocol() {
+        let results: Vec<QuestionResult> = (0..40)
+            .map(|i| result(&i.to_string(), AnswerType::Closed, i % 5 != 0, ["CT", "MRI", "US", "PET"][i % 4]))
+            .collect();
+        let questions: Vec<Question> = results.iter().map(question_of).collect();
+        let info = RunInfo { dataset: "d".into(), split: "test".into(), lang: None, protocol: "x".into(), model: None };
+        let boot = Bootstrap { resamples: 300, seed: 3 };
+        let s = summarize(&info, &questions, &results, &AllOfModality, &boot);
+        // i % 5 == 0 hits every residue mod 4 within 0..40: no modality is all correct.
+        assert_eq!(s.overall.accuracy, Some(0.0));
+        // Computed the slow way by hand: the protocol's aggregate of every resample.
+        let items: Vec<(&Question, Judgement)> = questions.iter().zip(&results).map(|(q, r)| (q, judgement_of(r))).collect();
+        let want = boot.ci95_of(40, |draw| {
+            let v: Vec<(&Question, &Judgement)> = draw.iter().map(|&k| (items[k].0, &items[k].1)).collect();
+            Some(AllOfModality.aggregate(&v).overall)
+        });
+        assert_eq!(s.overall.ci95, want);
+        // Its closed accuracy is still a per-question mean: the fast path must give the same
+        // interval as resampling through the protocol.
+        let slow_closed = boot.ci95_of(40, |draw| {
+            let v: Vec<(&Question, &Judgement)> = draw.iter().map(|&k| (items[k].0, &items[k].1)).collect();
+            let a = AllOfModality.aggregate(&v);
+            (a.closed_n > 0).then_some(a.closed_accuracy)
+        });
+        assert!(slow_closed.is_some());
+        let Some([lo, hi]) = s.closed.ci95 else { panic!("closed ci") };
+        let [slo, shi] = slow_closed.unwrap();
+        assert!((lo - slo).abs() < 1e-12 && (hi - shi).abs() < 1e-12);
     }
 }
