@@ -1347,6 +1347,19 @@ mod tests {
     }
 
     #[test]
+    fn exact_halves_round_up_like_libjpeg() {
+        // DC 94 × q 10 = 940: 940 / 8 = 117.5 → 118 (islow's DESCALE rounds halves up),
+        // + 128 = 246. With the basis products rounded in floating point this came out 245.
+        let bits = [true, false, true, true, true, true, false]; // 94 in 7 bits
+        let img = decode(&one_block(8, 0xC0, 7, &bits, 10)).expect("decode");
+        assert!(
+            img.samples.iter().all(|&s| s == 246),
+            "{:?}",
+            &img.samples[..8]
+        );
+    }
+
+    #[test]
     fn samples_are_clamped_to_precision() {
         // DC = +255 × 255 / 8 far above 4095 → clamped; category 8, bits all ones.
         let img = decode(&one_block(12, 0xC1, 8, &[true; 8], 255)).expect("decode");
@@ -1423,7 +1436,7 @@ mod tests {
                         };
                         let a = ((2 * x + 1) * u) as f64 * std::f64::consts::PI / 16.0;
                         let b = ((2 * y + 1) * v) as f64 * std::f64::consts::PI / 16.0;
-                        s += 0.25 * cu * cv * f64::from(coef[v * 8 + u]) * a.cos() * b.cos();
+                        s += 0.25 * cu * cv * coef[v * 8 + u] * a.cos() * b.cos();
                     }
                 }
                 let expect = (s + 2048.0 + 0.5).floor() as i64;
