@@ -66,6 +66,17 @@ fn vqa_rad_official_test_split() {
     }
     // MODALITY questions resolve some head images to MRI.
     assert!(qs.iter().any(|q| q.modality.as_deref() == Some("MRI")));
+    let mut by_modality: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for q in &qs {
+        let key = (
+            q.body_system_native.clone().unwrap_or_default(),
+            q.modality.clone().unwrap_or_default(),
+        );
+        by_modality.entry(key).or_default().insert(q.images[0].clone());
+    }
+    for ((organ, modality), images) in &by_modality {
+        eprintln!("VQA-RAD test: {organ} {modality}: {} images", images.len());
+    }
 }
 
 #[test]
