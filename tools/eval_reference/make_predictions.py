@@ -3,9 +3,10 @@ answer-normalisation rule the scoring protocols differ on: case, punctuation, ar
 words, contractions, "abnormal"/"not seen"/"none" against yes/no, sentences around the answer,
 boxed and tagged answers, empty and blank answers, wrong answers.
 
-Usage: python make_predictions.py VQA_RAD_JSON SLAKE_TEST_JSON OUT_DIR
+Usage: python make_predictions.py VQA_RAD_JSON SLAKE_TEST_JSON OUT_DIR [OMNIMEDVQA_JSON]
 Writes OUT_DIR/vqa_rad_test_predictions.jsonl and OUT_DIR/slake_en_test_predictions.jsonl,
-rows {"id", "prediction", "variant"} in dataset file order.
+rows {"id", "prediction", "variant"} in dataset file order; with an OmniMedVQA QA file also
+OUT_DIR/omnimedvqa_mc_predictions.jsonl, many answers per multiple-choice question.
 """
 
 import json
@@ -101,8 +102,41 @@ def craft(rows):
     return out
 
 
+def craft_multiple_choice(items):
+    """Answers to each multiple-choice item that walk every path of an option-letter parser."""
+    out = []
+    for item in items:
+        options = [item[k] for k in ["option_A", "option_B", "option_C", "option_D"] if k in item]
+        letters = "ABCD"[: len(options)]
+        gold = options.index(item["gt_answer"])
+        wrong = (gold + 1) % len(options)
+        L, T, W, WT = letters[gold], options[gold], letters[wrong], options[wrong]
+        variants = [
+            ("letter", L), ("lower_letter", L.lower()), ("letter_period", L + "."),
+            ("letter_text", f"{L}. {T}"), ("parenthesised", f"({L})"), ("answer_is", f"The answer is {L}"),
+            ("answer_colon", f"Answer: {L}"), ("tagged", f"<answer>{L}</answer>"), ("boxed", "\\boxed{" + L + "}"),
+            ("letter_then_reason", f"{L}\n\nBecause the image shows it."),
+            ("reason_then_letter", f"Looking at the image.\n\n{L}. {T}"), ("text", T), ("lower_text", T.lower()),
+            ("wrong_letter", W), ("wrong_text", WT), ("sentence_text", f"I think the image shows {T}"),
+            ("contrast", f"It is {WT} rather than {T}"), ("empty", ""), ("none_of_them", "none of the above"),
+            ("long", "After a careful look at every region of this image, considering the texture, the "
+                     "intensity and the distribution of the findings across the whole field of view, and "
+                     f"after ruling out the other options one by one, my final choice is {T}."),
+            ("chinese_marker", f"答案:{L}"), ("bold_marker", f"**Answer**: {L}"), ("letter_colon_text", f"{L}: {T}"),
+            ("option_word", f"option {L}"),
+        ]
+        for name, prediction in variants:
+            out.append({"id": str(item["question_id"]), "prediction": prediction, "variant": name})
+    return out
+
+
 def main():
     vqa_rad_path, slake_path, out_dir = sys.argv[1:4]
+    if len(sys.argv) > 4:
+        items = json.load(open(sys.argv[4], encoding="utf-8"))
+        with open(f"{out_dir}/omnimedvqa_mc_predictions.jsonl", "w", encoding="utf-8") as f:
+            for rec in craft_multiple_choice(items):
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     rad = json.load(open(vqa_rad_path, encoding="utf-8"))
     rad_rows = [
         (str(r["qid"]).strip(), str(r["answer"]).strip(), r["answer_type"].strip().upper() == "OPEN")

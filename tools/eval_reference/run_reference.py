@@ -174,6 +174,35 @@ def medevalkit(checkout, rows, preds, dataset):
     return {"aggregate": metrics, "items": items, "toolkit_errors": crashed}
 
 
+def medevalkit_multiple_choice(checkout, items, cases):
+    """OmniMedVQA's construct_messages + cal_metrics (judge_multi_choice) on crafted answers."""
+    from mathruler.grader import extract_boxed_content
+    from nltk.translate.bleu_score import sentence_bleu
+    from rouge import Rouge
+
+    ns = {"re": re, "sentence_bleu": sentence_bleu, "Rouge": Rouge, "extract_boxed_content": extract_boxed_content,
+          "difflib": __import__("difflib")}
+    load_defs(os.path.join(checkout, "utils", "utils.py"),
+              ["parse_response", "get_content_between_a_b", "extract", "str_similarity",
+               "find_most_similar_index", "judge_multi_choice"], ns)
+    load_defs(os.path.join(checkout, "utils", "question_formats.py"), ["get_multiple_choice_prompt"], ns)
+    ns["os"] = os
+    load_defs(os.path.join(checkout, "utils", "OmniMedVQA", "OmniMedVQA.py"),
+              ["construct_messages", "cal_metrics"], ns, class_name="OmniMedVQA")
+    ns["defaultdict"] = collections.defaultdict
+    # cal_metrics reads `modality_type`; the release's one item spelled `modality` would raise
+    # KeyError there, so the harness supplies the field (it only feeds per-modality counts).
+    by_id = {str(item["question_id"]): {"modality_type": item.get("modality"), **item} for item in items}
+    samples = []
+    for case in cases:
+        sample = ns["construct_messages"](None, dict(by_id[case["id"]]))
+        sample["response"] = case["prediction"]
+        samples.append(sample)
+    metrics, out = ns["cal_metrics"](None, samples)
+    return {"aggregate": metrics["total metrics"],
+            "items": [{"id": c["id"], "variant": c["variant"], "correct": bool(s["correct"])} for c, s in zip(cases, out)]}
+
+
 # --- lmms-eval: lmms_eval/tasks/slake/utils.py ------------------------------------------------
 
 def lmms_eval(checkout, rows, preds):
@@ -260,7 +289,18 @@ def main():
     p = argparse.ArgumentParser()
     for flag in ["--llava-med", "--medevalkit", "--lmms-eval", "--multimedeval", "--vqa-rad", "--slake", "--fixtures"]:
         p.add_argument(flag, required=True)
+    p.add_argument("--omnimedvqa", help="OmniMedVQA QA file whose crafted answers are in --fixtures")
     args = p.parse_args()
+    if args.omnimedvqa:
+        items = json.load(open(args.omnimedvqa, encoding="utf-8"))
+        cases = read_jsonl(os.path.join(args.fixtures, "omnimedvqa_mc_predictions.jsonl"))
+        result = {"toolkit": "medevalkit", "dataset": "omnimedvqa_mc", "n": len(cases),
+                  **medevalkit_multiple_choice(args.medevalkit, items, cases)}
+        path = os.path.join(args.fixtures, "medevalkit_omnimedvqa_mc.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1, sort_keys=True, ensure_ascii=False)
+            f.write("\n")
+        print(path, json.dumps(result["aggregate"], sort_keys=True))
     data = questions(args)
     for dataset, rows in data.items():
         preds = {rec["id"]: rec["prediction"] for rec in read_jsonl(os.path.join(args.fixtures, f"{dataset}_predictions.jsonl"))}

@@ -399,3 +399,43 @@ fn medvqa_rules_on_crafted_predictions() {
         );
     }
 }
+
+/// MedEvalKit's multiple-choice judge (OmniMedVQA `cal_metrics`) on crafted answers to the
+/// OmniMedVQA fixture: every path of `judge_multi_choice`, including the difflib fallback.
+#[test]
+fn medevalkit_omnimedvqa_multiple_choice() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let questions = load(
+        Dataset::OmniMedVqa,
+        &fixtures.join("omnimedvqa/omnimedvqa_sample.json"),
+        "test",
+        Lang::En,
+    )
+    .expect("fixture loads");
+    let by_id: HashMap<&str, &Question> = questions.iter().map(|q| (q.id.as_str(), q)).collect();
+    let reference = read_json(&reference_dir().join("medevalkit_omnimedvqa_mc.json"));
+    let cases = std::fs::read_to_string(reference_dir().join("omnimedvqa_mc_predictions.jsonl"))
+        .expect("cases");
+    let protocol = protocol_by_name("medevalkit").expect("protocol");
+    let items = reference["items"].as_array().expect("items");
+    let mut judged = Vec::new();
+    for (line, expected) in cases.lines().zip(items) {
+        let case: Value = serde_json::from_str(line).expect("case");
+        let id = case["id"].as_str().expect("id");
+        let prediction = case["prediction"].as_str().expect("prediction");
+        let q = by_id[id];
+        let j = protocol.judge(q, prediction);
+        assert_eq!(
+            Some(j.correct),
+            expected["correct"].as_bool(),
+            "{id} {}: {prediction:?}",
+            case["variant"]
+        );
+        judged.push((q.clone(), j));
+    }
+    assert_eq!(judged.len(), items.len());
+    let pairs: Vec<(&Question, &Judgement)> = judged.iter().map(|(q, j)| (q, j)).collect();
+    let agg = protocol.aggregate(&pairs);
+    assert_eq!(agg.overall, num(&reference, "aggregate > acc"));
+    assert_eq!(agg.closed_n, items.len());
+}

@@ -28,6 +28,15 @@
 //!   `extra["toolkit_errors"]`);
 //! - aggregate: accuracy = (closed right + open em) / total; the toolkit's open "acc" is
 //!   divided by the total twice (`extra["open_acc_as_reported"]`). ROUGE is not reproduced.
+//! - multiple choice (OmniMedVQA's `cal_metrics` and `judge_multi_choice`): choices are shown
+//!   as "A. text", the gold becomes its letter; the `<answer>` content is taken; a lone letter
+//!   (first paragraph, or the text before the first period of the last paragraph), the text
+//!   before the first period and after the last colon, is compared with the gold letter or
+//!   text; anything else is matched to the choice most similar to the whole answer by
+//!   Python's `difflib.SequenceMatcher` ratio (first maximum, autojunk included). Multiple
+//!   choice questions count as closed in the aggregate.
+
+use std::collections::HashMap;
 
 use super::normalize::{nltk_bleu1, py_split, py_strip};
 use super::OUTCOME_TOOLKIT_ERROR;
@@ -183,13 +192,168 @@ fn judge_open(answer: &str, response: &str) -> Option<(bool, OpenMetrics)> {
     ))
 }
 
+/// Python `difflib.SequenceMatcher(None, a, b).ratio()` on characters: 2·M / (|a| + |b|)
+/// with M the characters in matching blocks, found by recursive longest-match with the
+/// "autojunk" rule (for |b| ≥ 200, characters of `b` occurring more than |b|/100 + 1 times
+/// cannot start a match).
+fn sequence_matcher_ratio(a: &[char], b: &[char]) -> f64 {
+    let mut b2j: HashMap<char, Vec<usize>> = HashMap::new();
+    for (j, &c) in b.iter().enumerate() {
+        b2j.entry(c).or_default().push(j);
+    }
+    if b.len() >= 200 {
+        let ntest = b.len() / 100 + 1;
+        b2j.retain(|_, idxs| idxs.len() <= ntest);
+    }
+    let longest = |alo: usize, ahi: usize, blo: usize, bhi: usize| {
+        let (mut besti, mut bestj, mut bestsize) = (alo, blo, 0usize);
+        let mut j2len: HashMap<usize, usize> = HashMap::new();
+        for (i, ai) in a.iter().enumerate().take(ahi).skip(alo) {
+            let mut new_j2len = HashMap::new();
+            if let Some(js) = b2j.get(ai) {
+                for &j in js {
+                    if j < blo {
+                        continue;
+                    }
+                    if j >= bhi {
+                        break;
+                    }
+                    let k = j
+                        .checked_sub(1)
+                        .and_then(|p| j2len.get(&p))
+                        .copied()
+                        .unwrap_or(0)
+                        + 1;
+                    new_j2len.insert(j, k);
+                    if k > bestsize {
+                        (besti, bestj, bestsize) = (i + 1 - k, j + 1 - k, k);
+                    }
+                }
+            }
+            j2len = new_j2len;
+        }
+        // No junk function: every character may extend the match on both sides.
+        while besti > alo && bestj > blo && a[besti - 1] == b[bestj - 1] {
+            (besti, bestj, bestsize) = (besti - 1, bestj - 1, bestsize + 1);
+        }
+        while besti + bestsize < ahi
+            && bestj + bestsize < bhi
+            && a[besti + bestsize] == b[bestj + bestsize]
+        {
+            bestsize += 1;
+        }
+        (besti, bestj, bestsize)
+    };
+    let mut matches = 0usize;
+    let mut queue = vec![(0, a.len(), 0, b.len())];
+    while let Some((alo, ahi, blo, bhi)) = queue.pop() {
+        let (i, j, k) = longest(alo, ahi, blo, bhi);
+        if k > 0 {
+            matches += k;
+            if alo < i && blo < j {
+                queue.push((alo, i, blo, j));
+            }
+            if i + k < ahi && j + k < bhi {
+                queue.push((i + k, ahi, j + k, bhi));
+            }
+        }
+    }
+    let length = a.len() + b.len();
+    if length == 0 {
+        1.0
+    } else {
+        2.0 * matches as f64 / length as f64
+    }
+}
+
+/// `judge_multi_choice(choices, answer, response)`.
+fn judge_multi_choice(choices: &[String], answer: &str, response: &str) -> bool {
+    let letters: Vec<String> = (0..choices.len())
+        .map(|i| char::from(b'a' + (i as u8)).to_string())
+        .collect();
+    let mut response = response.to_lowercase();
+    let first = response.split("\n\n").next().unwrap_or("").to_owned();
+    let last_head = response
+        .split("\n\n")
+        .last()
+        .unwrap_or("")
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    if letters.contains(&first) {
+        response = first;
+    } else if letters.contains(&last_head) {
+        response = last_head;
+    }
+    let response = parse_response(&response);
+    let choices: Vec<String> = choices.iter().map(|c| c.to_lowercase()).collect();
+    let response = py_strip(&response).to_lowercase().replace('\n', "");
+    let split = response.split('.').next().unwrap_or("");
+    let split = split.split(':').next_back().unwrap_or("").to_owned();
+    let answer = py_strip(answer).to_lowercase();
+    let letter_index = |l: &str| {
+        l.chars()
+            .next()
+            .map(|c| (c as usize).wrapping_sub('a' as usize))
+    };
+    if split == answer {
+        true
+    } else if letters.contains(&split) {
+        letter_index(&split)
+            .and_then(|i| choices.get(i))
+            .is_some_and(|c| *c == answer)
+    } else if choices.contains(&split) {
+        letters.contains(&answer)
+            && letter_index(&answer)
+                .and_then(|i| choices.get(i))
+                .is_some_and(|c| *c == split)
+    } else {
+        let target: Vec<char> = response.chars().collect();
+        let mut best = (0usize, 0.0f64);
+        for (i, c) in choices.iter().enumerate() {
+            let r = sequence_matcher_ratio(&c.chars().collect::<Vec<_>>(), &target);
+            if r > best.1 {
+                best = (i, r);
+            }
+        }
+        letters.get(best.0).is_some_and(|l| *l == answer)
+            || choices.get(best.0).is_some_and(|c| *c == answer)
+    }
+}
+
+/// OmniMedVQA's `construct_messages` + `cal_metrics` for one multiple-choice question.
+fn judge_multiple_choice_question(question: &Question, prediction: &str) -> Judgement {
+    let mut answer = question.answer.clone();
+    let mut choices = Vec::with_capacity(question.options.len());
+    for (i, option) in question.options.iter().enumerate() {
+        let letter = char::from(b'A' + (i as u8));
+        if *option == question.answer {
+            answer = letter.to_string();
+        }
+        choices.push(format!("{letter}. {option}"));
+    }
+    let response = extract_answer_tag(prediction);
+    let correct = judge_multi_choice(&choices, &answer, &response);
+    Judgement {
+        correct,
+        score: if correct { 1.0 } else { 0.0 },
+        gold_normalized: answer.to_lowercase(),
+        prediction_normalized: parse_response(&response),
+        outcome: None,
+        open: None,
+    }
+}
+
 fn is_slake(question: &Question) -> bool {
     question.extra.get(DATASET_KEY).map(String::as_str) == Some("slake")
 }
 
 /// Whether the toolkit scores this question as open.
 fn toolkit_open(question: &Question) -> bool {
-    if is_slake(question) {
+    if question.answer_type == AnswerType::MultipleChoice {
+        false
+    } else if is_slake(question) {
         question.answer_type == AnswerType::Open
     } else {
         let a = py_strip(&question.answer.to_lowercase()).to_owned();
@@ -203,6 +367,9 @@ impl Protocol for MedEvalKit {
     }
 
     fn judge(&self, question: &Question, prediction: &str) -> Judgement {
+        if question.answer_type == AnswerType::MultipleChoice {
+            return judge_multiple_choice_question(question, prediction);
+        }
         let mut response = pre_extract(prediction);
         let mut answer = question.answer.clone();
         if !is_slake(question) {
@@ -282,6 +449,31 @@ mod tests {
         assert_eq!(extract_answer_tag("no tags"), "no tags");
         assert_eq!(parse_response("The answer is: Lung"), ": lung");
         assert_eq!(parse_response("Answer: yes"), " yes");
+    }
+
+    #[test]
+    fn difflib_ratio() {
+        let r = |a: &str, b: &str| {
+            sequence_matcher_ratio(
+                &a.chars().collect::<Vec<_>>(),
+                &b.chars().collect::<Vec<_>>(),
+            )
+        };
+        // Values from Python 3.11 difflib.SequenceMatcher(None, a, b).ratio().
+        assert_eq!(r("abcd", "bcde"), 0.75);
+        assert_eq!(r("", ""), 1.0);
+        assert_eq!(r("a. ct", "the answer is ct"), 2.0 * 4.0 / 21.0);
+    }
+
+    #[test]
+    fn multi_choice_paths() {
+        let choices: Vec<String> = ["A. CT", "B. MR"].iter().map(|s| s.to_string()).collect();
+        assert!(judge_multi_choice(&choices, "B", "B"));
+        assert!(judge_multi_choice(&choices, "B", "b. MR is right"));
+        assert!(judge_multi_choice(&choices, "B", "Answer: B"));
+        assert!(!judge_multi_choice(&choices, "B", "A"));
+        // No letter: the most similar choice text decides.
+        assert!(judge_multi_choice(&choices, "B", "it is an mr image"));
     }
 
     #[test]
