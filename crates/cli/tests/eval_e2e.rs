@@ -312,3 +312,56 @@ fn report_html_renders_in_headless_chromium() {
         fs::copy(&shot, keep).unwrap();
     }
 }
+
+/// `eval` killed with SIGKILL in the middle of answering, then `--resume`d: every question
+/// ends up answered exactly once.
+#[test]
+fn eval_resumes_after_sigkill() {
+    // Enough questions that the answer loop is still running when the first line appears.
+    const N: usize = 20_000;
+    let t = tiny();
+    let big = t.root.join("big.jsonl");
+    let rows: String = (0..N)
+        .map(|i| {
+            let answer = if i % 3 == 0 { "no" } else { "yes" };
+            format!("{{\"id\": \"b{i}\", \"image\": \"x.png\", \"question\": \"Is there finding {i}?\", \"answer\": \"{answer}\", \"answer_type\": \"closed\", \"modality\": \"CT\", \"split\": \"test\"}}\n")
+        })
+        .collect();
+    fs::write(&big, rows).unwrap();
+    let run = t.root.join("run");
+    let images = t.root.join("images");
+    let args = ["eval", "--model", "baseline:yes", "--dataset", "jsonl", "--annotations", s(&big), "--images", s(&images), "--out", s(&run)];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_medvqa"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let preds = run.join("predictions.jsonl");
+    let start = std::time::Instant::now();
+    while fs::metadata(&preds).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(start.elapsed().as_secs() < 120, "no answer written within 120 s");
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let content = fs::read_to_string(&preds).unwrap();
+    let complete = content.matches('\n').count();
+    assert!(complete < N, "the run finished before it could be killed ({complete} answers)");
+
+    let resumed = ok(&[&args[..], &["--resume"]].concat());
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(stderr.contains(&format!("{complete} already answered")), "{stderr}");
+    let answers = lines(&preds);
+    assert_eq!(answers.len(), N, "nothing lost, nothing twice");
+    let ids: std::collections::BTreeSet<&str> = answers.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), N);
+    let summary = json(&run.join("summary.json"));
+    assert_eq!(summary["n"], N);
+    // "yes" is right on the two questions in three whose answer is yes.
+    let yes = (0..N).filter(|i| i % 3 != 0).count() as f64;
+    assert!(close(summary["overall"]["accuracy"].as_f64().unwrap(), yes / N as f64));
+}

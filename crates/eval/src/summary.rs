@@ -9,7 +9,8 @@
 //! ([`Bootstrap`]) of that same aggregate, so two runs on the same results print the same
 //! interval.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -296,7 +297,7 @@ impl Share {
 }
 
 /// The accuracies that get an interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Stat {
     Overall,
     Closed,
@@ -325,12 +326,15 @@ struct Aggregator<'a> {
     /// Each question's share, for the fast bootstrap of per-question-mean aggregates.
     shares: Vec<Share>,
     boot: Bootstrap,
+    /// Intervals already computed: a breakdown with a single label (every question "unknown")
+    /// is the whole set again, and the interval depends only on the set and the statistic.
+    done: RefCell<HashMap<(Vec<usize>, Stat), Option<[f64; 2]>>>,
 }
 
 impl<'a> Aggregator<'a> {
     fn new(protocol: &'a dyn Protocol, items: Vec<(&'a Question, Judgement)>, boot: Bootstrap) -> Self {
         let shares = items.iter().map(|(q, j)| Share::of(&protocol.aggregate(&[(q, j)]))).collect();
-        Aggregator { protocol, items, shares, boot }
+        Aggregator { protocol, items, shares, boot, done: RefCell::default() }
     }
 
     fn aggregate(&self, members: impl Iterator<Item = usize>) -> ProtocolAggregate {
@@ -348,6 +352,16 @@ impl<'a> Aggregator<'a> {
     /// the protocol's own aggregate of `members` exactly; otherwise every resample is
     /// aggregated by the protocol itself. Both paths draw the same indices.
     fn ci95(&self, members: &[usize], whole: &ProtocolAggregate, stat: Stat) -> Option<[f64; 2]> {
+        let key = (members.to_vec(), stat);
+        if let Some(&ci) = self.done.borrow().get(&key) {
+            return ci;
+        }
+        let ci = self.ci95_uncached(members, whole, stat);
+        self.done.borrow_mut().insert(key, ci);
+        ci
+    }
+
+    fn ci95_uncached(&self, members: &[usize], whole: &ProtocolAggregate, stat: Stat) -> Option<[f64; 2]> {
         let mut total = Share::default();
         for &i in members {
             total.add(&self.shares[i]);
