@@ -132,7 +132,8 @@ impl ProtocolAggregate {
         let flag = |j: &Judgement| if j.correct { 1.0 } else { 0.0 };
         let (open, closed): (Vec<_>, Vec<_>) = items.iter().partition(|(q, j)| is_open(q, j));
         let open_metrics: Vec<OpenMetrics> = open.iter().filter_map(|(_, j)| j.open).collect();
-        let field = |f: fn(&OpenMetrics) -> f64| mean(&open_metrics.iter().map(f).collect::<Vec<_>>());
+        let field =
+            |f: fn(&OpenMetrics) -> f64| mean(&open_metrics.iter().map(f).collect::<Vec<_>>());
         ProtocolAggregate {
             n: items.len(),
             overall: mean(&items.iter().map(|(_, j)| flag(j)).collect::<Vec<_>>()),
