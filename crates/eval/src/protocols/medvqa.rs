@@ -6,7 +6,8 @@
 //!   no spacing-dependent punctuation).
 //! - Closed yes/no questions: the prediction's polarity at token level ([`yes_no_polarity`]),
 //!   never substrings — "abnormal" is not "no"; "not seen" is no. An answer with no polarity
-//!   word is `unparsed`, one with both polarities `ambiguous`; both are wrong.
+//!   word is `unparsed`, one with both polarities `ambiguous`; both are wrong. Chinese yes/no
+//!   answers (SLAKE zh: 是的 / 不是, 包含 / 不包含, 有 / 没有, …) are read by their opening word.
 //! - Other closed questions ("left or right?"): exact match of the normalised answers.
 //! - Open questions: exact match of the normalised answers is `correct`; token precision,
 //!   recall, F1 (with multiplicity) and BLEU-1 are reported; `score` is the F1.
@@ -54,8 +55,18 @@ fn is_no(t: &str) -> bool {
 
 /// The polarity of an answer, from whole tokens: a leading "yes"/"no" decides unless the
 /// other bare word also occurs ("yes and no"); otherwise the polarity words anywhere decide
-/// when they agree ("there is no mass", "not seen", "it isn't").
+/// when they agree ("there is no mass", "not seen", "it isn't"). A Chinese answer is read by
+/// its opening: 不…/没…/无…/否…/非…/异常 say no, 是…/有…/包含…/可以…/能…/会…/对…/正常 yes.
 pub fn yes_no_polarity(answer: &str) -> Polarity {
+    if let Some(core) = chinese_core(answer) {
+        return if ZH_NO_OPENINGS.iter().any(|o| core.starts_with(o)) {
+            Polarity::No
+        } else if ZH_YES_OPENINGS.iter().any(|o| core.starts_with(o)) {
+            Polarity::Yes
+        } else {
+            Polarity::Unparsed
+        };
+    }
     let tokens = clean_tokens(answer);
     let has = |w: &str| tokens.iter().any(|t| t == w);
     match tokens.first().map(String::as_str) {
@@ -70,6 +81,58 @@ pub fn yes_no_polarity(answer: &str) -> Polarity {
         (false, true) => Polarity::No,
         (true, true) => Polarity::Ambiguous,
         (false, false) => Polarity::Unparsed,
+    }
+}
+
+/// Whole Chinese answers that mean yes / no (SLAKE's closed answers; 正常 "normal" answers
+/// "is it normal?", 异常 "abnormal" answers it in the negative).
+const ZH_YES_ANSWERS: [&str; 9] = ["是", "是的", "有", "包含", "可以", "能", "会", "对", "正常"];
+const ZH_NO_ANSWERS: [&str; 11] = [
+    "否",
+    "不是",
+    "没有",
+    "无",
+    "不包含",
+    "不可以",
+    "不能",
+    "不会",
+    "不对",
+    "不正常",
+    "异常",
+];
+/// Openings of a Chinese answer that say no, tried before the yes openings (不是 starts
+/// with 不, not 是).
+const ZH_NO_OPENINGS: [&str; 6] = ["不", "没", "无", "否", "非", "异常"];
+const ZH_YES_OPENINGS: [&str; 8] = ["是", "有", "包含", "可以", "能", "会", "对", "正常"];
+
+fn is_cjk(c: char) -> bool {
+    ('\u{4e00}'..='\u{9fff}').contains(&c) || ('\u{3400}'..='\u{4dbf}').contains(&c)
+}
+
+/// The answer without punctuation and spaces, when it is written in Chinese.
+fn chinese_core(text: &str) -> Option<String> {
+    if !text.chars().any(is_cjk) {
+        return None;
+    }
+    Some(text.chars().filter(|c| c.is_alphanumeric()).collect())
+}
+
+/// The polarity of a gold answer: `Some` for yes/no golds (English "yes"/"no", or a Chinese
+/// yes/no answer), `None` for any other answer.
+fn gold_polarity(answer: &str) -> Option<Polarity> {
+    if let Some(core) = chinese_core(answer) {
+        return if ZH_YES_ANSWERS.contains(&core.as_str()) {
+            Some(Polarity::Yes)
+        } else if ZH_NO_ANSWERS.contains(&core.as_str()) {
+            Some(Polarity::No)
+        } else {
+            None
+        };
+    }
+    match clean_tokens(answer).as_slice() {
+        [w] if w == "yes" => Some(Polarity::Yes),
+        [w] if w == "no" => Some(Polarity::No),
+        _ => None,
     }
 }
 
@@ -169,7 +232,12 @@ impl Protocol for MedVqa {
                     None => outcome_judgement(false, gold, pred, Some(OUTCOME_UNPARSED)),
                 }
             }
-            AnswerType::Closed if gold == "yes" || gold == "no" => {
+            AnswerType::Closed if gold_polarity(&question.answer).is_some() => {
+                let expected = if gold_polarity(&question.answer) == Some(Polarity::Yes) {
+                    "yes"
+                } else {
+                    "no"
+                };
                 let (verdict, outcome) = match yes_no_polarity(prediction) {
                     Polarity::Yes => ("yes", None),
                     Polarity::No => ("no", None),
@@ -181,7 +249,7 @@ impl Protocol for MedVqa {
                 } else {
                     verdict.to_owned()
                 };
-                outcome_judgement(verdict == gold, gold, shown, outcome)
+                outcome_judgement(verdict == expected, expected.to_owned(), shown, outcome)
             }
             AnswerType::Closed => {
                 let correct = !gold.is_empty() && pred == gold;
@@ -256,6 +324,26 @@ mod tests {
         assert_eq!(yes_no_polarity("Yes, it is not normal"), Polarity::Yes);
         assert_eq!(yes_no_polarity(""), Polarity::Unparsed);
         assert_eq!(yes_no_polarity("Nope"), Polarity::No);
+    }
+
+    #[test]
+    fn chinese_yes_no() {
+        assert_eq!(gold_polarity("不是"), Some(Polarity::No));
+        assert_eq!(gold_polarity("是的"), Some(Polarity::Yes));
+        assert_eq!(gold_polarity("不包含"), Some(Polarity::No));
+        assert_eq!(gold_polarity("肺"), None);
+        assert_eq!(gold_polarity("Yes"), Some(Polarity::Yes));
+        assert_eq!(gold_polarity("Left"), None);
+        assert_eq!(yes_no_polarity("不是。"), Polarity::No);
+        assert_eq!(yes_no_polarity("是的，图中有肿块"), Polarity::Yes);
+        assert_eq!(yes_no_polarity("没有"), Polarity::No);
+        assert_eq!(yes_no_polarity("肝脏"), Polarity::Unparsed);
+        let p = MedVqa;
+        let q = question("包含", AnswerType::Closed, &[]);
+        assert!(p.judge(&q, "是的").correct);
+        assert!(!p.judge(&q, "不包含").correct);
+        let organ = question("肺", AnswerType::Closed, &[]);
+        assert!(p.judge(&organ, "肺").correct);
     }
 
     #[test]
