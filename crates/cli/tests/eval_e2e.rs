@@ -365,3 +365,78 @@ fn eval_resumes_after_sigkill() {
     let yes = (0..N).filter(|i| i % 3 != 0).count() as f64;
     assert!(close(summary["overall"]["accuracy"].as_f64().unwrap(), yes / N as f64));
 }
+
+/// A TSV field as pandas writes it (QUOTE_MINIMAL): quoted when it holds a tab, quote or line
+/// break, quotes doubled.
+fn tsv_field(s: &str) -> String {
+    if s.contains(['\t', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Other toolkits' prediction files, re-scored by `medvqa score`, reproduce those toolkits'
+/// own numbers: the crafted SLAKE-en answers of `crates/eval/tests/fixtures/reference` are
+/// written as lmms-eval `--log_samples` JSONL (ids in `doc.qid`), as MedEvalKit `results.json`
+/// (no ids: matched by question and answer) and as a VLMEvalKit TSV (row `index`, not the
+/// dataset id), and scored under the lmms-eval and medevalkit protocols.
+#[test]
+fn toolkit_prediction_files_rescore_to_the_toolkits_numbers() {
+    let slake = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/vqa/slake");
+    if !slake.join("test.json").is_file() {
+        eprintln!("SKIP: {} not found (SLAKE fixture absent)", slake.display());
+        return;
+    }
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../eval/tests/fixtures/reference");
+    let preds: std::collections::HashMap<String, String> = lines(&reference.join("slake_en_test_predictions.jsonl"))
+        .into_iter()
+        .map(|l| (l["id"].as_str().unwrap().to_string(), l["prediction"].as_str().unwrap().to_string()))
+        .collect();
+    let rows: Vec<Value> = serde_json::from_str(&fs::read_to_string(slake.join("test.json")).unwrap()).unwrap();
+    let en: Vec<&Value> = rows.iter().filter(|r| r["q_lang"] == "en").collect();
+    assert_eq!(en.len(), 1061);
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut lmms, mut medevalkit, mut tsv) = (String::new(), Vec::new(), String::from("index\tquestion\tanswer\tprediction\n"));
+    for (i, r) in en.iter().enumerate() {
+        let (qid, question, answer) = (text(&r["qid"]), text(&r["question"]), text(&r["answer"]));
+        let p = &preds[&qid];
+        lmms.push_str(&format!(
+            "{}\n",
+            serde_json::json!({"doc_id": i, "doc": {"qid": r["qid"], "question": question, "answer": answer},
+                               "target": answer, "resps": [[p]], "filtered_resps": [p]})
+        ));
+        medevalkit.push(serde_json::json!({"question": question, "answer": answer, "answer_type": r["answer_type"], "lang": "en", "response": p}));
+        tsv.push_str(&[(i + 100_000).to_string(), tsv_field(&question), tsv_field(&answer), tsv_field(p)].join("\t"));
+        tsv.push('\n');
+    }
+    let files = [
+        ("samples_slake_en.jsonl", lmms),
+        ("results.json", serde_json::to_string(&medevalkit).unwrap()),
+        ("model_SLAKE.tsv", tsv),
+    ];
+    let num = |v: &Value, path: &[&str]| path.iter().fold(v, |v, k| &v[*k]).as_f64().unwrap();
+    let lmms_ref = json(&reference.join("lmms-eval_slake_en_test.json"))["aggregate"].clone();
+    let mek_ref = json(&reference.join("medevalkit_slake_en_test.json"))["aggregate"].clone();
+    for (name, content) in &files {
+        let path = tmp.path().join(name);
+        fs::write(&path, content).unwrap();
+        for (protocol, overall, closed) in [
+            ("lmms-eval", num(&lmms_ref, &["slake_accuracy"]), num(&lmms_ref, &["slake_closed_accuracy"])),
+            ("medevalkit", num(&mek_ref, &["total metrics", "acc"]), num(&mek_ref, &["close", "acc"])),
+        ] {
+            let out = tmp.path().join(format!("{name}-{protocol}"));
+            let run = ok(&["score", "--dataset", "slake", "--annotations", s(&slake), "--lang", "en", "--protocol", protocol,
+                "--predictions", s(&path), "--out", s(&out)]);
+            assert!(!String::from_utf8_lossy(&run.stderr).contains("warning"), "{name}: {}", String::from_utf8_lossy(&run.stderr));
+            let summary = json(&out.join("summary.json"));
+            assert_eq!(summary["missing_predictions"], 0, "{name}");
+            assert_eq!(summary["overall"]["accuracy"].as_f64().unwrap(), overall, "{name} {protocol}");
+            assert_eq!(summary["closed"]["accuracy"].as_f64().unwrap(), closed, "{name} {protocol}");
+        }
+    }
+}
