@@ -1349,7 +1349,7 @@ mod tests {
     #[test]
     fn exact_halves_round_up_like_libjpeg() {
         // DC 94 × q 10 = 940: 940 / 8 = 117.5 → 118 (islow's DESCALE rounds halves up),
-        // + 128 = 246. With the basis products rounded in floating point this came out 245.
+        // + 128 = 246 (an f32 IDCT gave 245 on pydicom's SC_jpeg_no_color_transform_2).
         let bits = [true, false, true, true, true, true, false]; // 94 in 7 bits
         let img = decode(&one_block(8, 0xC0, 7, &bits, 10)).expect("decode");
         assert!(
@@ -1357,6 +1357,16 @@ mod tests {
             "{:?}",
             &img.samples[..8]
         );
+        // S(0,4) = −60 alone: s(y,x) = ±60/8 exactly, −7.5 at x = 0, which must give −7;
+        // the f64 basis products give −7.500000000000001 there.
+        let idct = Idct::new();
+        let mut coef = [0f64; 64];
+        coef[4] = -60.0;
+        let mut out = [0u16; 64];
+        idct.run(&coef, &mut out, 8, 2048, 4095);
+        for row in out.chunks_exact(8) {
+            assert_eq!(row, &[2041, 2056, 2056, 2041, 2041, 2056, 2056, 2041]);
+        }
     }
 
     #[test]
