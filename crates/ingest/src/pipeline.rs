@@ -261,11 +261,16 @@ fn classify(p: &Path) -> Option<Format> {
     if name.ends_with(".nii") || name.ends_with(".nii.gz") || name.ends_with(".hdr") {
         return Some(Format::Nifti);
     }
-    let mut head = [0u8; 8];
+    let mut head = [0u8; 132];
     let n = std::fs::File::open(p)
         .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
         .unwrap_or(0);
     let head = &head[..n];
+    // DICOM first: a Part 10 preamble may itself be a TIFF header (PS3.10 7.5 allows dual-format
+    // files, and pydicom's MR_small_bigendian.dcm is one).
+    if head.len() >= 132 && &head[128..132] == b"DICM" {
+        return Some(Format::Dicom);
+    }
     if head.starts_with(b"\x89PNG") || head.starts_with(&[0xFF, 0xD8, 0xFF]) || head.starts_with(b"II*\0") || head.starts_with(b"MM\0*") {
         return Some(Format::Raster);
     }
@@ -295,6 +300,7 @@ fn read_header(p: &Path) -> Result<Header> {
         return Err(IngestError::NoPixelData {
             path: p.to_path_buf(),
             what: sop_class
+                .filter(|u| !u.is_empty())
                 .map(|u| format!("SOP Class {u}, no Rows/Columns"))
                 .unwrap_or_else(|| "no Rows/Columns".into()),
         });

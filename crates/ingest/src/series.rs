@@ -206,10 +206,15 @@ fn assemble(group: Vec<SliceHeader>) -> Vec<VolumePlan> {
     let time_points = if t > 1 && counts.iter().all(|&c| c == t) && buckets.len() > 1 {
         t
     } else {
-        let dups: usize = counts.iter().map(|c| c - 1).sum();
-        if dups > 0 {
+        let dropped: Vec<String> = buckets
+            .values()
+            .flat_map(|b| b.iter().skip(1).map(|h| h.path.display().to_string()))
+            .collect();
+        if !dropped.is_empty() {
             warnings.push(format!(
-                "{dups} slice(s) share a position with another slice and were left out (the first by temporal position / instance number is kept)"
+                "{} slice(s) share a position with another slice and were left out (the first by temporal position / instance number is kept): {}",
+                dropped.len(),
+                dropped.join(", ")
             ));
         }
         1

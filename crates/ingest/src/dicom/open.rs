@@ -93,7 +93,7 @@ pub fn looks_like_dicom(path: &Path) -> bool {
     if n >= 4 && &head[0..4] == b"DICM" {
         return true;
     }
-    n >= 8 && detect_raw_syntax(&head[..n]).is_some()
+    n >= 8 && detect_raw_syntax(&head[..n], false).is_some()
 }
 
 /// Opens a DICOM file of any of the layouts in [`FileLayout`].
@@ -188,7 +188,8 @@ fn read_raw(path: &Path, f: &mut File, offset: u64, extent: ReadExtent) -> Resul
         .map_err(|e| IngestError::io(path, e))?;
     let mut head = [0u8; 8];
     let n = read_up_to(f, &mut head).map_err(|e| IngestError::io(path, e))?;
-    let ts_uid = detect_raw_syntax(&head[..n]).ok_or_else(|| IngestError::UnknownFormat {
+    // After a meta group the bytes are known to be DICOM: accept any group (private ones too).
+    let ts_uid = detect_raw_syntax(&head[..n], offset > 0).ok_or_else(|| IngestError::UnknownFormat {
         path: path.to_path_buf(),
         reason: "no DICM magic and the first bytes are not a DICOM data element".into(),
     })?;
@@ -227,7 +228,7 @@ fn read_raw(path: &Path, f: &mut File, offset: u64, extent: ReadExtent) -> Resul
 
 /// Guesses the uncompressed transfer syntax of a raw data set from its first element:
 /// the group number's byte order and whether two VR letters follow the tag.
-fn detect_raw_syntax(head: &[u8]) -> Option<&'static str> {
+fn detect_raw_syntax(head: &[u8], known_dicom: bool) -> Option<&'static str> {
     if head.len() < 8 {
         return None;
     }
@@ -235,7 +236,13 @@ fn detect_raw_syntax(head: &[u8]) -> Option<&'static str> {
     let group_be = u16::from_be_bytes([head[0], head[1]]);
     let explicit = is_vr(&head[4..6]);
     // Data sets start with low, even groups (0008 usually; 0002 or 0004 at worst).
-    let plausible = |g: u16| g != 0 && g <= 0x0028 && g % 2 == 0;
+    let plausible = |g: u16| {
+        if known_dicom {
+            g != 0 && g <= 0x7FE0
+        } else {
+            g != 0 && g <= 0x0028 && g % 2 == 0
+        }
+    };
     if plausible(group_le) {
         Some(if explicit {
             entries::EXPLICIT_VR_LITTLE_ENDIAN.uid()
