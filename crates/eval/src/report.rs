@@ -180,6 +180,12 @@ pub fn render_markdown(s: &Summary, results: &[QuestionResult]) -> String {
          |---:|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} | {} |\n",
         o.n, pct(o.accuracy), pct(o.exact_match), pct(o.precision), pct(o.recall), pct(o.f1), pct(o.bleu1)
     );
+    if !s.protocol_extra.is_empty() {
+        let _ = write!(md, "\n## Numbers specific to protocol `{}`\n\n| name | value |\n|---|---:|\n", s.protocol);
+        for (name, v) in &s.protocol_extra {
+            let _ = writeln!(md, "| {} | {v} |", md_escape(name));
+        }
+    }
     for (title, groups) in breakdowns(s) {
         let _ = write!(
             md,
@@ -416,6 +422,13 @@ pub fn render_html(s: &Summary, results: &[QuestionResult]) -> String {
         s.closed.n, pct(s.closed.accuracy), ci(s.closed.ci95),
         o.n, pct(o.accuracy), pct(o.exact_match), pct(o.precision), pct(o.recall), pct(o.f1), pct(o.bleu1)
     );
+    if !s.protocol_extra.is_empty() {
+        let _ = write!(b, "<h3>Numbers specific to protocol {}</h3><table><tr><th>name</th><th>value</th></tr>", html_code(&s.protocol));
+        for (name, v) in &s.protocol_extra {
+            let _ = write!(b, "<tr><td>{}</td><td>{v}</td></tr>", html_escape(name));
+        }
+        b.push_str("</table>");
+    }
     b.push_str("<h2>Breakdowns</h2>");
     for (title, groups) in breakdowns(s) {
         b.push_str(&html_table(title, groups));
@@ -507,6 +520,18 @@ mod tests {
         assert!(svg.contains("<line x1=\"335.0\" y1=\"40.0\" x2=\"545.0\" y2=\"40.0\"/>"), "{svg}");
         let diff = diff_chart_svg("d", &[ChartRow { label: "x".into(), value: -0.05, ci95: Some([-0.1, 0.0]), note: String::new() }]);
         assert!(diff.contains("class=\"bar negative\""));
+    }
+
+    #[test]
+    fn reports_show_protocol_specific_numbers() {
+        use crate::summary::{tests_support::summarize_results, RunInfo};
+        let results = [crate::summary::tests_support::result("1", true)];
+        let info = RunInfo { dataset: "d".into(), split: "test".into(), lang: None, protocol: "llava-med".into(), model: None };
+        let mut s = summarize_results(&info, &results);
+        assert!(!render_markdown(&s, &results).contains("specific to protocol"));
+        s.protocol_extra.insert("open accuracy".into(), 59.5);
+        assert!(render_markdown(&s, &results).contains("| open accuracy | 59.5 |"));
+        assert!(render_html(&s, &results).contains("<tr><td>open accuracy</td><td>59.5</td></tr>"));
     }
 
     #[test]

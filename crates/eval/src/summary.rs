@@ -319,6 +319,9 @@ impl Stat {
     }
 }
 
+/// Intervals by (question set, statistic).
+type IntervalCache = RefCell<HashMap<(Vec<usize>, Stat), Option<[f64; 2]>>>;
+
 /// Aggregates through the protocol: every number of the summary is the protocol's own.
 struct Aggregator<'a> {
     protocol: &'a dyn Protocol,
@@ -328,7 +331,7 @@ struct Aggregator<'a> {
     boot: Bootstrap,
     /// Intervals already computed: a breakdown with a single label (every question "unknown")
     /// is the whole set again, and the interval depends only on the set and the statistic.
-    done: RefCell<HashMap<(Vec<usize>, Stat), Option<[f64; 2]>>>,
+    done: IntervalCache,
 }
 
 impl<'a> Aggregator<'a> {
