@@ -108,7 +108,10 @@ fn load(args: &DatasetArgs) -> Result<Loaded> {
     let dataset: Dataset = args.dataset.parse()?;
     let lang: Lang = args.lang.parse()?;
     let protocol = protocol_by_name(&args.protocol).ok_or_else(|| {
-        anyhow!("unknown protocol {:?} (medvqa, llava-med, medevalkit, lmms-eval, multimedeval)", args.protocol)
+        anyhow!(
+            "unknown protocol {:?} (medvqa, llava-med, medevalkit, lmms-eval, multimedeval)",
+            args.protocol
+        )
     })?;
     let taxonomy = match &args.body_systems {
         Some(path) => Taxonomy::from_file(path)?,
@@ -116,9 +119,19 @@ fn load(args: &DatasetArgs) -> Result<Loaded> {
     };
     let questions = load_with_taxonomy(dataset, &args.annotations, &args.split, lang, &taxonomy)?;
     if questions.is_empty() {
-        return Err(anyhow!("{}: no questions in split {:?}", args.annotations.display(), args.split));
+        return Err(anyhow!(
+            "{}: no questions in split {:?}",
+            args.annotations.display(),
+            args.split
+        ));
     }
-    Ok(Loaded { dataset, lang, taxonomy, questions, protocol })
+    Ok(Loaded {
+        dataset,
+        lang,
+        taxonomy,
+        questions,
+        protocol,
+    })
 }
 
 fn info(args: &DatasetArgs, loaded: &Loaded, model: Option<String>) -> RunInfo {
@@ -135,8 +148,16 @@ fn print_summary(s: &Summary, out: &Path) {
     let pct = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{:.1}%", 100.0 * v));
     println!(
         "{} {} [{}]: overall {} (n={}), closed {} (n={}), open {} (n={}) → {}",
-        s.dataset, s.split, s.protocol, pct(s.overall.accuracy), s.overall.n, pct(s.closed.accuracy),
-        s.closed.n, pct(s.open.accuracy), s.open.n, out.display()
+        s.dataset,
+        s.split,
+        s.protocol,
+        pct(s.overall.accuracy),
+        s.overall.n,
+        pct(s.closed.accuracy),
+        s.closed.n,
+        pct(s.open.accuracy),
+        s.open.n,
+        out.display()
     );
 }
 
@@ -144,21 +165,35 @@ fn print_summary(s: &Summary, out: &Path) {
 pub fn score(args: ScoreArgs) -> i32 {
     exit_code((|| {
         let loaded = load(&args.data)?;
-        let format = args.predictions_format.as_deref().map(str::parse::<PredictionFormat>).transpose()?;
+        let format = args
+            .predictions_format
+            .as_deref()
+            .map(str::parse::<PredictionFormat>)
+            .transpose()?;
         let preds = read_predictions(&args.predictions, format, &loaded.questions)?;
         if !preds.unmatched.is_empty() {
             eprintln!(
                 "warning: {}: {} predictions match no question of {} {} (first: {})",
-                args.predictions.display(), preds.unmatched.len(), loaded.dataset, args.data.split, preds.unmatched[0]
+                args.predictions.display(),
+                preds.unmatched.len(),
+                loaded.dataset,
+                args.data.split,
+                preds.unmatched[0]
             );
         }
         let missing = loaded.questions.len() - preds.by_id.len();
         if missing > 0 {
-            eprintln!("warning: {missing} questions have no prediction and are scored as empty answers");
+            eprintln!(
+                "warning: {missing} questions have no prediction and are scored as empty answers"
+            );
         }
         let summary = score_and_report(
-            &loaded.questions, &preds.by_id, loaded.protocol.as_ref(), &info(&args.data, &loaded, None),
-            &args.out, &Bootstrap::default(),
+            &loaded.questions,
+            &preds.by_id,
+            loaded.protocol.as_ref(),
+            &info(&args.data, &loaded, None),
+            &args.out,
+            &Bootstrap::default(),
         )?;
         print_summary(&summary, &args.out);
         Ok(())
@@ -172,10 +207,19 @@ pub fn eval(args: EvalArgs) -> i32 {
         if let Some(n) = args.limit {
             loaded.questions.truncate(n);
         }
-        let (dataset, lang, annotations) = (loaded.dataset, loaded.lang, args.data.annotations.clone());
+        let (dataset, lang, annotations) =
+            (loaded.dataset, loaded.lang, args.data.annotations.clone());
         let taxonomy = &loaded.taxonomy;
-        let mut answerer = baseline_by_name(&args.model, || load_with_taxonomy(dataset, &annotations, "train", lang, taxonomy))
-            .with_context(|| format!("model {:?} (built-in: {})", args.model, BASELINE_NAMES.join(", ")))?;
+        let mut answerer = baseline_by_name(&args.model, || {
+            load_with_taxonomy(dataset, &annotations, "train", lang, taxonomy)
+        })
+        .with_context(|| {
+            format!(
+                "model {:?} (built-in: {})",
+                args.model,
+                BASELINE_NAMES.join(", ")
+            )
+        })?;
         let opts = EvalOptions {
             out: args.out.clone(),
             images: args.images.clone(),
@@ -185,11 +229,21 @@ pub fn eval(args: EvalArgs) -> i32 {
         };
         let stderr = std::io::stderr();
         let mut progress = Progress::new(stderr.lock(), stderr.is_terminal());
-        let answers = answer_all(&loaded.questions, answerer.as_mut(), &opts, &mut progress, &mut std::io::stderr())?;
+        let answers = answer_all(
+            &loaded.questions,
+            answerer.as_mut(),
+            &opts,
+            &mut progress,
+            &mut std::io::stderr(),
+        )?;
         drop(progress);
         let summary = score_and_report(
-            &loaded.questions, &answers, loaded.protocol.as_ref(), &info(&args.data, &loaded, Some(answerer.name())),
-            &args.out, &Bootstrap::default(),
+            &loaded.questions,
+            &answers,
+            loaded.protocol.as_ref(),
+            &info(&args.data, &loaded, Some(answerer.name())),
+            &args.out,
+            &Bootstrap::default(),
         )?;
         print_summary(&summary, &args.out);
         Ok(())
@@ -205,7 +259,10 @@ pub fn compare_runs(args: CompareArgs) -> i32 {
         print!("{}", render_markdown(&c));
         if let Some(out) = &args.out {
             write_comparison(out, &c)?;
-            eprintln!("wrote compare.json, compare.md, compare.html to {}", out.display());
+            eprintln!(
+                "wrote compare.json, compare.md, compare.html to {}",
+                out.display()
+            );
         }
         Ok(())
     })())

@@ -10,7 +10,10 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn medvqa(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medvqa")).args(args).output().expect("run medvqa")
+    Command::new(env!("CARGO_BIN_EXE_medvqa"))
+        .args(args)
+        .output()
+        .expect("run medvqa")
 }
 
 fn ok(args: &[&str]) -> Output {
@@ -77,7 +80,11 @@ fn tiny() -> Tiny {
     let annotations = root.join("tiny.jsonl");
     fs::write(&annotations, TINY_DATASET).expect("write dataset");
     fs::create_dir_all(root.join("images")).expect("images dir");
-    Tiny { _dir: dir, root, annotations }
+    Tiny {
+        _dir: dir,
+        root,
+        annotations,
+    }
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -90,8 +97,22 @@ fn tiny_score_eval_compare() {
     let preds = t.root.join("preds.jsonl");
     fs::write(&preds, TINY_PREDICTIONS).expect("write predictions");
     let scored = t.root.join("scored");
-    let out = ok(&["score", "--dataset", "jsonl", "--annotations", s(&t.annotations), "--predictions", s(&preds), "--out", s(&scored)]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("66.7%"), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = ok(&[
+        "score",
+        "--dataset",
+        "jsonl",
+        "--annotations",
+        s(&t.annotations),
+        "--predictions",
+        s(&preds),
+        "--out",
+        s(&scored),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("66.7%"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     let summary = json(&scored.join("summary.json"));
     assert_eq!(summary["dataset"], "jsonl");
@@ -99,7 +120,10 @@ fn tiny_score_eval_compare() {
     assert_eq!(summary["protocol"], "medvqa");
     assert_eq!(summary["n"], 6);
     assert_eq!(summary["overall"]["n"], 6);
-    assert!(close(summary["overall"]["accuracy"].as_f64().unwrap(), 4.0 / 6.0));
+    assert!(close(
+        summary["overall"]["accuracy"].as_f64().unwrap(),
+        4.0 / 6.0
+    ));
     let ci = summary["overall"]["ci95"].as_array().unwrap();
     assert!(ci[0].as_f64().unwrap() < 4.0 / 6.0 && 4.0 / 6.0 < ci[1].as_f64().unwrap());
     assert_eq!(summary["closed"]["n"], 4);
@@ -117,13 +141,27 @@ fn tiny_score_eval_compare() {
     assert_eq!(summary["by_answer_type"]["open"]["n"], 2);
     assert!(summary["by_body_system"].as_object().unwrap().len() >= 2);
     for key in ["n", "accuracy", "ci95", "closed_accuracy", "open_recall"] {
-        assert!(summary["by_body_system"].as_object().unwrap().values().all(|g| g.get(key).is_some()), "{key}");
+        assert!(
+            summary["by_body_system"]
+                .as_object()
+                .unwrap()
+                .values()
+                .all(|g| g.get(key).is_some()),
+            "{key}"
+        );
     }
 
     let results = lines(&scored.join("results.jsonl"));
     assert_eq!(results.len(), 6);
     let q6 = results.iter().find(|r| r["id"] == "q6").unwrap();
-    assert_eq!((q6["gold"].as_str(), q6["prediction"].as_str(), q6["correct"].as_bool()), (Some("brain"), Some("liver"), Some(false)));
+    assert_eq!(
+        (
+            q6["gold"].as_str(),
+            q6["prediction"].as_str(),
+            q6["correct"].as_bool()
+        ),
+        (Some("brain"), Some("liver"), Some(false))
+    );
     assert!(q6["gold_normalized"].is_string() && q6["modality"] == "MRI");
     let csv = fs::read_to_string(scored.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 7);
@@ -137,25 +175,55 @@ fn tiny_score_eval_compare() {
     // The majority baseline, killed halfway (--limit stands in for the kill), then resumed.
     let run = t.root.join("majority");
     let images = t.root.join("images");
-    let base = ["eval", "--model", "baseline:majority", "--dataset", "jsonl", "--annotations", s(&t.annotations), "--images", s(&images), "--out", s(&run)];
+    let base = [
+        "eval",
+        "--model",
+        "baseline:majority",
+        "--dataset",
+        "jsonl",
+        "--annotations",
+        s(&t.annotations),
+        "--images",
+        s(&images),
+        "--out",
+        s(&run),
+    ];
     let first = ok(&[&base[..], &["--limit", "3"]].concat());
-    assert!(String::from_utf8_lossy(&first.stderr).contains("eval: 3/3 (100%)"), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        String::from_utf8_lossy(&first.stderr).contains("eval: 3/3 (100%)"),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     assert_eq!(lines(&run.join("predictions.jsonl")).len(), 3);
     let refused = medvqa(&base);
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
     let resumed = ok(&[&base[..], &["--resume"]].concat());
-    assert!(String::from_utf8_lossy(&resumed.stderr).contains("3 already answered"), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert!(
+        String::from_utf8_lossy(&resumed.stderr).contains("3 already answered"),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
     let answers = lines(&run.join("predictions.jsonl"));
     let ids: Vec<&str> = answers.iter().map(|a| a["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["q1", "q2", "q3", "q4", "q5", "q6"], "each question answered exactly once, in order");
-    let predicted: Vec<&str> = answers.iter().map(|a| a["prediction"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        ["q1", "q2", "q3", "q4", "q5", "q6"],
+        "each question answered exactly once, in order"
+    );
+    let predicted: Vec<&str> = answers
+        .iter()
+        .map(|a| a["prediction"].as_str().unwrap())
+        .collect();
     // PRES → yes; POS → left lung; ORGAN unseen → most frequent open answer ("ct" and
     // "left lung" tie at 1: alphabetically first).
     assert_eq!(predicted, ["yes", "yes", "yes", "yes", "left lung", "ct"]);
     let msum = json(&run.join("summary.json"));
     assert_eq!(msum["model"], "baseline:majority");
-    assert!(close(msum["overall"]["accuracy"].as_f64().unwrap(), 3.0 / 6.0));
+    assert!(close(
+        msum["overall"]["accuracy"].as_f64().unwrap(),
+        3.0 / 6.0
+    ));
 
     // Compare: A = majority, B = crafted predictions: q4 only B right, q5 both, q1/q3 both.
     let cmp = t.root.join("cmp");
@@ -165,10 +233,15 @@ fn tiny_score_eval_compare() {
     assert_eq!(c["n_paired"], 6);
     assert_eq!(c["overall"]["only_a_correct"], 0);
     assert_eq!(c["overall"]["only_b_correct"], 1);
-    assert!(close(c["overall"]["difference"].as_f64().unwrap(), 1.0 / 6.0));
+    assert!(close(
+        c["overall"]["difference"].as_f64().unwrap(),
+        1.0 / 6.0
+    ));
     assert_eq!(c["overall"]["mcnemar_p"], 1.0);
     assert!(c["by_modality"]["MRI"].is_object());
-    assert!(fs::read_to_string(cmp.join("compare.html")).unwrap().contains("<svg class=\"chart\""));
+    assert!(fs::read_to_string(cmp.join("compare.html"))
+        .unwrap()
+        .contains("<svg class=\"chart\""));
     assert!(cmp.join("compare.md").is_file());
 }
 
@@ -176,13 +249,51 @@ fn tiny_score_eval_compare() {
 fn errors_name_the_file_and_exit_1() {
     let t = tiny();
     let missing = t.root.join("nope.jsonl");
-    let out = medvqa(&["score", "--dataset", "jsonl", "--annotations", s(&t.annotations), "--predictions", s(&missing), "--out", s(&t.root.join("o"))]);
+    let out = medvqa(&[
+        "score",
+        "--dataset",
+        "jsonl",
+        "--annotations",
+        s(&t.annotations),
+        "--predictions",
+        s(&missing),
+        "--out",
+        s(&t.root.join("o")),
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.jsonl"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = medvqa(&["score", "--dataset", "jsonl", "--annotations", s(&t.annotations), "--predictions", s(&t.annotations), "--protocol", "nonsense", "--out", s(&t.root.join("o"))]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nope.jsonl"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = medvqa(&[
+        "score",
+        "--dataset",
+        "jsonl",
+        "--annotations",
+        s(&t.annotations),
+        "--predictions",
+        s(&t.annotations),
+        "--protocol",
+        "nonsense",
+        "--out",
+        s(&t.root.join("o")),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nonsense"));
-    let out = medvqa(&["eval", "--model", "gpt-9", "--dataset", "jsonl", "--annotations", s(&t.annotations), "--images", s(&t.root), "--out", s(&t.root.join("o"))]);
+    let out = medvqa(&[
+        "eval",
+        "--model",
+        "gpt-9",
+        "--dataset",
+        "jsonl",
+        "--annotations",
+        s(&t.annotations),
+        "--images",
+        s(&t.root),
+        "--out",
+        s(&t.root.join("o")),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("baseline:majority"));
     let out = medvqa(&["compare", s(&t.root), s(&t.root)]);
@@ -207,25 +318,66 @@ fn vqa_rad_score_eval_compare_report() {
     let Some(dir) = vqa_rad() else { return };
     let annotations = dir.join("VQA_RAD Dataset Public.json");
     let tmp = tempfile::tempdir().unwrap();
-    let rows: Vec<Value> = serde_json::from_str(&fs::read_to_string(&annotations).unwrap()).unwrap();
-    let test: Vec<&Value> = rows.iter().filter(|r| r["phrase_type"].as_str().unwrap().starts_with("test_")).collect();
+    let rows: Vec<Value> =
+        serde_json::from_str(&fs::read_to_string(&annotations).unwrap()).unwrap();
+    let test: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["phrase_type"].as_str().unwrap().starts_with("test_"))
+        .collect();
     assert_eq!(test.len(), 451);
     // Gold answers as predictions, with `qid` as it is in the file (string or integer).
-    let preds: String = test.iter().map(|r| format!("{}\n", serde_json::json!({"id": r["qid"], "prediction": r["answer"]}))).collect();
+    let preds: String = test
+        .iter()
+        .map(|r| {
+            format!(
+                "{}\n",
+                serde_json::json!({"id": r["qid"], "prediction": r["answer"]})
+            )
+        })
+        .collect();
     let preds_path = tmp.path().join("gold.jsonl");
     fs::write(&preds_path, preds).unwrap();
     let gold = tmp.path().join("gold");
-    ok(&["score", "--dataset", "vqa-rad", "--annotations", s(&annotations), "--predictions", s(&preds_path), "--out", s(&gold)]);
+    ok(&[
+        "score",
+        "--dataset",
+        "vqa-rad",
+        "--annotations",
+        s(&annotations),
+        "--predictions",
+        s(&preds_path),
+        "--out",
+        s(&gold),
+    ]);
     let g = json(&gold.join("summary.json"));
     assert_eq!(g["n"], 451);
     assert_eq!(g["missing_predictions"], 0);
     assert_eq!(g["overall"]["accuracy"], 1.0, "gold answers score 100 %");
-    assert_eq!(g["closed"]["n"].as_u64().unwrap() + g["open"]["n"].as_u64().unwrap(), 451);
-    let organs: Vec<&String> = g["by_body_system_native"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        g["closed"]["n"].as_u64().unwrap() + g["open"]["n"].as_u64().unwrap(),
+        451
+    );
+    let organs: Vec<&String> = g["by_body_system_native"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
     assert_eq!(organs, ["ABD", "CHEST", "HEAD"]);
 
     let majority = tmp.path().join("majority");
-    ok(&["eval", "--model", "baseline:majority", "--dataset", "vqa-rad", "--annotations", s(&annotations), "--images", s(&dir.join("images")), "--out", s(&majority)]);
+    ok(&[
+        "eval",
+        "--model",
+        "baseline:majority",
+        "--dataset",
+        "vqa-rad",
+        "--annotations",
+        s(&annotations),
+        "--images",
+        s(&dir.join("images")),
+        "--out",
+        s(&majority),
+    ]);
     let m = json(&majority.join("summary.json"));
     assert_eq!(m["n"], 451);
     let acc = m["overall"]["accuracy"].as_f64().unwrap();
@@ -238,7 +390,11 @@ fn vqa_rad_score_eval_compare_report() {
     assert!(m["open"]["accuracy"].as_f64().unwrap() >= 26.0 / 179.0 - 1e-12);
     assert!(acc < closed);
     let html = fs::read_to_string(majority.join("report.html")).unwrap();
-    for title in ["Accuracy per modality", "Accuracy per body system", "closed vs open"] {
+    for title in [
+        "Accuracy per modality",
+        "Accuracy per body system",
+        "closed vs open",
+    ] {
         assert!(html.contains(title), "{title}");
     }
 
@@ -269,45 +425,120 @@ fn report_html_renders_in_headless_chromium() {
         return;
     };
     let t = tiny();
-    let preds = t.root.join("preds.jsonl");
-    fs::write(&preds, TINY_PREDICTIONS).unwrap();
     let run = t.root.join("run");
-    ok(&["score", "--dataset", "jsonl", "--annotations", s(&t.annotations), "--predictions", s(&preds), "--out", s(&run)]);
+    // The VQA-RAD majority-baseline report when the fixture is there, the tiny set's otherwise.
+    let on_vqa_rad = match vqa_rad() {
+        Some(dir) => {
+            let annotations = dir.join("VQA_RAD Dataset Public.json");
+            ok(&[
+                "eval",
+                "--model",
+                "baseline:majority",
+                "--dataset",
+                "vqa-rad",
+                "--annotations",
+                s(&annotations),
+                "--images",
+                s(&dir.join("images")),
+                "--out",
+                s(&run),
+            ]);
+            true
+        }
+        None => {
+            let preds = t.root.join("preds.jsonl");
+            fs::write(&preds, TINY_PREDICTIONS).unwrap();
+            ok(&[
+                "score",
+                "--dataset",
+                "jsonl",
+                "--annotations",
+                s(&t.annotations),
+                "--predictions",
+                s(&preds),
+                "--out",
+                s(&run),
+            ]);
+            false
+        }
+    };
     let page = run.join("report.html");
     let url = format!("file://{}", page.canonicalize().unwrap().display());
     let shot = t.root.join("report.png");
     let flags = |profile: &str| -> Vec<String> {
-        ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--hide-scrollbars"]
-            .iter()
-            .map(|f| f.to_string())
-            .chain([format!("--user-data-dir={}", t.root.join(profile).display())])
-            .collect()
+        [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+        ]
+        .iter()
+        .map(|f| f.to_string())
+        .chain([format!(
+            "--user-data-dir={}",
+            t.root.join(profile).display()
+        )])
+        .collect()
     };
-    let dom = Command::new(&browser).args(flags("profile-dom")).arg("--dump-dom").arg(&url).output().expect("run chromium");
-    assert!(dom.status.success(), "chromium --dump-dom: {}", String::from_utf8_lossy(&dom.stderr));
+    let dom = Command::new(&browser)
+        .args(flags("profile-dom"))
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .expect("run chromium");
+    assert!(
+        dom.status.success(),
+        "chromium --dump-dom: {}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
     let dom = String::from_utf8_lossy(&dom.stdout);
-    assert_eq!(dom.matches("<svg class=\"chart\"").count(), 4, "four charts in the rendered DOM");
+    assert_eq!(
+        dom.matches("<svg class=\"chart\"").count(),
+        4,
+        "four charts in the rendered DOM"
+    );
     // One bar per label: closed + open, then every modality, body system and question type.
     let summary = json(&run.join("summary.json"));
     let labels = |k: &str| summary[k].as_object().unwrap().len();
     let bars = 2 + labels("by_modality") + labels("by_body_system") + labels("by_question_type");
-    assert_eq!(bars, 9, "2 answer types, 2 modalities, 2 body systems, 3 question types");
+    if on_vqa_rad {
+        // Modalities X-Ray / CT / MRI and body systems chest / abdomen / head-and-neck at least.
+        assert!(
+            labels("by_modality") >= 3 && labels("by_body_system") == 3,
+            "{summary}"
+        );
+    } else {
+        assert_eq!(
+            bars, 9,
+            "2 answer types, 2 modalities, 2 body systems, 3 question types"
+        );
+    }
     assert_eq!(dom.matches("<rect class=\"bar").count(), bars);
     assert_eq!(dom.matches("class=\"whisker\"").count(), bars);
 
     let out = Command::new(&browser)
         .args(flags("profile-shot"))
         .arg(format!("--screenshot={}", shot.display()))
-        .arg("--window-size=1000,1400")
+        .arg("--window-size=1000,1800")
         .arg(&url)
         .output()
         .expect("run chromium");
-    assert!(out.status.success() && shot.is_file(), "chromium --screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && shot.is_file(),
+        "chromium --screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let img = image::open(&shot).expect("decode screenshot").to_rgb8();
     // Bars are filled #4c78a8; count pixels of that colour (anti-aliased edges excluded).
     let bar_pixels = img.pixels().filter(|p| p.0 == [0x4c, 0x78, 0xa8]).count();
-    assert!(bar_pixels > 2000, "only {bar_pixels} bar-coloured pixels: the charts did not paint");
+    assert!(
+        bar_pixels > 2000,
+        "only {bar_pixels} bar-coloured pixels: the charts did not paint"
+    );
     if let Ok(keep) = std::env::var("MEDVQA_KEEP_SCREENSHOT") {
         fs::copy(&shot, keep).unwrap();
     }
@@ -330,7 +561,19 @@ fn eval_resumes_after_sigkill() {
     fs::write(&big, rows).unwrap();
     let run = t.root.join("run");
     let images = t.root.join("images");
-    let args = ["eval", "--model", "baseline:yes", "--dataset", "jsonl", "--annotations", s(&big), "--images", s(&images), "--out", s(&run)];
+    let args = [
+        "eval",
+        "--model",
+        "baseline:yes",
+        "--dataset",
+        "jsonl",
+        "--annotations",
+        s(&big),
+        "--images",
+        s(&images),
+        "--out",
+        s(&run),
+    ];
     let mut child = Command::new(env!("CARGO_BIN_EXE_medvqa"))
         .args(args)
         .stdout(std::process::Stdio::null())
@@ -340,7 +583,10 @@ fn eval_resumes_after_sigkill() {
     let preds = run.join("predictions.jsonl");
     let start = std::time::Instant::now();
     while fs::metadata(&preds).map(|m| m.len()).unwrap_or(0) == 0 {
-        assert!(start.elapsed().as_secs() < 120, "no answer written within 120 s");
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "no answer written within 120 s"
+        );
         if child.try_wait().unwrap().is_some() {
             break;
         }
@@ -350,20 +596,30 @@ fn eval_resumes_after_sigkill() {
     child.wait().unwrap();
     let content = fs::read_to_string(&preds).unwrap();
     let complete = content.matches('\n').count();
-    assert!(complete < N, "the run finished before it could be killed ({complete} answers)");
+    assert!(
+        complete < N,
+        "the run finished before it could be killed ({complete} answers)"
+    );
 
     let resumed = ok(&[&args[..], &["--resume"]].concat());
     let stderr = String::from_utf8_lossy(&resumed.stderr);
-    assert!(stderr.contains(&format!("{complete} already answered")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{complete} already answered")),
+        "{stderr}"
+    );
     let answers = lines(&preds);
     assert_eq!(answers.len(), N, "nothing lost, nothing twice");
-    let ids: std::collections::BTreeSet<&str> = answers.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    let ids: std::collections::BTreeSet<&str> =
+        answers.iter().map(|a| a["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), N);
     let summary = json(&run.join("summary.json"));
     assert_eq!(summary["n"], N);
     // "yes" is right on the two questions in three whose answer is yes.
     let yes = (0..N).filter(|i| i % 3 != 0).count() as f64;
-    assert!(close(summary["overall"]["accuracy"].as_f64().unwrap(), yes / N as f64));
+    assert!(close(
+        summary["overall"]["accuracy"].as_f64().unwrap(),
+        yes / N as f64
+    ));
 }
 
 /// A TSV field as pandas writes it (QUOTE_MINIMAL): quoted when it holds a tab, quote or line
@@ -389,11 +645,18 @@ fn toolkit_prediction_files_rescore_to_the_toolkits_numbers() {
         return;
     }
     let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../eval/tests/fixtures/reference");
-    let preds: std::collections::HashMap<String, String> = lines(&reference.join("slake_en_test_predictions.jsonl"))
-        .into_iter()
-        .map(|l| (l["id"].as_str().unwrap().to_string(), l["prediction"].as_str().unwrap().to_string()))
-        .collect();
-    let rows: Vec<Value> = serde_json::from_str(&fs::read_to_string(slake.join("test.json")).unwrap()).unwrap();
+    let preds: std::collections::HashMap<String, String> =
+        lines(&reference.join("slake_en_test_predictions.jsonl"))
+            .into_iter()
+            .map(|l| {
+                (
+                    l["id"].as_str().unwrap().to_string(),
+                    l["prediction"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+    let rows: Vec<Value> =
+        serde_json::from_str(&fs::read_to_string(slake.join("test.json")).unwrap()).unwrap();
     let en: Vec<&Value> = rows.iter().filter(|r| r["q_lang"] == "en").collect();
     assert_eq!(en.len(), 1061);
     let text = |v: &Value| match v {
@@ -401,7 +664,11 @@ fn toolkit_prediction_files_rescore_to_the_toolkits_numbers() {
         other => other.to_string(),
     };
     let tmp = tempfile::tempdir().unwrap();
-    let (mut lmms, mut medevalkit, mut tsv) = (String::new(), Vec::new(), String::from("index\tquestion\tanswer\tprediction\n"));
+    let (mut lmms, mut medevalkit, mut tsv) = (
+        String::new(),
+        Vec::new(),
+        String::from("index\tquestion\tanswer\tprediction\n"),
+    );
     for (i, r) in en.iter().enumerate() {
         let (qid, question, answer) = (text(&r["qid"]), text(&r["question"]), text(&r["answer"]));
         let p = &preds[&qid];
@@ -411,7 +678,15 @@ fn toolkit_prediction_files_rescore_to_the_toolkits_numbers() {
                                "target": answer, "resps": [[p]], "filtered_resps": [p]})
         ));
         medevalkit.push(serde_json::json!({"question": question, "answer": answer, "answer_type": r["answer_type"], "lang": "en", "response": p}));
-        tsv.push_str(&[(i + 100_000).to_string(), tsv_field(&question), tsv_field(&answer), tsv_field(p)].join("\t"));
+        tsv.push_str(
+            &[
+                (i + 100_000).to_string(),
+                tsv_field(&question),
+                tsv_field(&answer),
+                tsv_field(p),
+            ]
+            .join("\t"),
+        );
         tsv.push('\n');
     }
     let files = [
@@ -426,17 +701,50 @@ fn toolkit_prediction_files_rescore_to_the_toolkits_numbers() {
         let path = tmp.path().join(name);
         fs::write(&path, content).unwrap();
         for (protocol, overall, closed) in [
-            ("lmms-eval", num(&lmms_ref, &["slake_accuracy"]), num(&lmms_ref, &["slake_closed_accuracy"])),
-            ("medevalkit", num(&mek_ref, &["total metrics", "acc"]), num(&mek_ref, &["close", "acc"])),
+            (
+                "lmms-eval",
+                num(&lmms_ref, &["slake_accuracy"]),
+                num(&lmms_ref, &["slake_closed_accuracy"]),
+            ),
+            (
+                "medevalkit",
+                num(&mek_ref, &["total metrics", "acc"]),
+                num(&mek_ref, &["close", "acc"]),
+            ),
         ] {
             let out = tmp.path().join(format!("{name}-{protocol}"));
-            let run = ok(&["score", "--dataset", "slake", "--annotations", s(&slake), "--lang", "en", "--protocol", protocol,
-                "--predictions", s(&path), "--out", s(&out)]);
-            assert!(!String::from_utf8_lossy(&run.stderr).contains("warning"), "{name}: {}", String::from_utf8_lossy(&run.stderr));
+            let run = ok(&[
+                "score",
+                "--dataset",
+                "slake",
+                "--annotations",
+                s(&slake),
+                "--lang",
+                "en",
+                "--protocol",
+                protocol,
+                "--predictions",
+                s(&path),
+                "--out",
+                s(&out),
+            ]);
+            assert!(
+                !String::from_utf8_lossy(&run.stderr).contains("warning"),
+                "{name}: {}",
+                String::from_utf8_lossy(&run.stderr)
+            );
             let summary = json(&out.join("summary.json"));
             assert_eq!(summary["missing_predictions"], 0, "{name}");
-            assert_eq!(summary["overall"]["accuracy"].as_f64().unwrap(), overall, "{name} {protocol}");
-            assert_eq!(summary["closed"]["accuracy"].as_f64().unwrap(), closed, "{name} {protocol}");
+            assert_eq!(
+                summary["overall"]["accuracy"].as_f64().unwrap(),
+                overall,
+                "{name} {protocol}"
+            );
+            assert_eq!(
+                summary["closed"]["accuracy"].as_f64().unwrap(),
+                closed,
+                "{name} {protocol}"
+            );
         }
     }
 }

@@ -23,7 +23,11 @@ use crate::types::{AnswerType, Question};
 pub const BASELINE_NAMES: [&str; 2] = ["baseline:majority", "baseline:yes"];
 
 fn fold(answer: &str) -> String {
-    answer.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    answer
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 /// Most frequent key; ties go to the smallest key (BTreeMap order).
@@ -38,8 +42,13 @@ fn most_frequent(counts: &BTreeMap<String, usize>) -> Option<String> {
 }
 
 /// The majority answer of every group.
-fn majority_per<K: std::hash::Hash + Eq>(groups: HashMap<K, BTreeMap<String, usize>>) -> HashMap<K, String> {
-    groups.into_iter().filter_map(|(k, c)| most_frequent(&c).map(|a| (k, a))).collect()
+fn majority_per<K: std::hash::Hash + Eq>(
+    groups: HashMap<K, BTreeMap<String, usize>>,
+) -> HashMap<K, String> {
+    groups
+        .into_iter()
+        .filter_map(|(k, c)| most_frequent(&c).map(|a| (k, a)))
+        .collect()
 }
 
 /// Most frequent training answer per (answer type, question type).
@@ -63,9 +72,20 @@ impl MajorityBaseline {
             if a.is_empty() {
                 continue;
             }
-            let t = q.question_type.clone().unwrap_or_else(|| UNKNOWN_LABEL.into());
-            *per_type.entry((q.answer_type, t)).or_default().entry(a.clone()).or_default() += 1;
-            *per_answer_type.entry(q.answer_type).or_default().entry(a.clone()).or_default() += 1;
+            let t = q
+                .question_type
+                .clone()
+                .unwrap_or_else(|| UNKNOWN_LABEL.into());
+            *per_type
+                .entry((q.answer_type, t))
+                .or_default()
+                .entry(a.clone())
+                .or_default() += 1;
+            *per_answer_type
+                .entry(q.answer_type)
+                .or_default()
+                .entry(a.clone())
+                .or_default() += 1;
             *all.entry(a).or_default() += 1;
         }
         let overall = most_frequent(&all).ok_or_else(|| EvalError::Invalid {
@@ -86,9 +106,18 @@ impl MajorityBaseline {
         if q.answer_type == AnswerType::MultipleChoice && !q.options.is_empty() {
             let count = |o: &String| self.answer_counts.get(&fold(o)).copied().unwrap_or(0);
             // max_by_key keeps the last maximum; iterate reversed so ties go to the first option.
-            return q.options.iter().rev().max_by_key(|o| count(o)).cloned().unwrap_or_default();
+            return q
+                .options
+                .iter()
+                .rev()
+                .max_by_key(|o| count(o))
+                .cloned()
+                .unwrap_or_default();
         }
-        let t = q.question_type.clone().unwrap_or_else(|| UNKNOWN_LABEL.into());
+        let t = q
+            .question_type
+            .clone()
+            .unwrap_or_else(|| UNKNOWN_LABEL.into());
         self.by_question_type
             .get(&(q.answer_type, t))
             .or_else(|| self.by_answer_type.get(&q.answer_type))
@@ -185,7 +214,11 @@ mod tests {
         assert_eq!(m.predict(&q(Some("PRES"), Closed, "")), "yes");
         // Tie (1 vs 1): alphabetically first, deterministic.
         assert_eq!(m.predict(&q(Some("POS"), Open, "")), "left lung");
-        assert_eq!(m.predict(&q(Some("MODALITY"), Closed, "")), "no", "closed and open types counted apart");
+        assert_eq!(
+            m.predict(&q(Some("MODALITY"), Closed, "")),
+            "no",
+            "closed and open types counted apart"
+        );
         assert_eq!(m.predict(&q(Some("MODALITY"), Open, "")), "ct");
         // Unseen type: most frequent answer of the answer type (open: ct 2, left/right 1).
         assert_eq!(m.predict(&q(Some("SIZE"), Open, "")), "ct");
@@ -195,15 +228,25 @@ mod tests {
         mc.options = vec!["MRI".into(), "CT".into(), "PET".into()];
         assert_eq!(m.predict(&mc), "CT");
         mc.options = vec!["A".into(), "B".into()];
-        assert_eq!(m.predict(&mc), "A", "no option seen in training: first option");
+        assert_eq!(
+            m.predict(&mc),
+            "A",
+            "no option seen in training: first option"
+        );
     }
 
     #[test]
     fn empty_training_is_an_error() {
-        let e = MajorityBaseline::from_training(&[]).unwrap_err().to_string();
+        let e = MajorityBaseline::from_training(&[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("training split"), "{e}");
         assert!(baseline_by_name("gpt-5", || Ok(vec![])).is_err());
-        let mut yes = baseline_by_name("baseline:yes", || unreachable!("no training needed")).unwrap();
-        assert_eq!(yes.answer(&q(None, AnswerType::Open, "x"), &[]).unwrap(), "yes");
+        let mut yes =
+            baseline_by_name("baseline:yes", || unreachable!("no training needed")).unwrap();
+        assert_eq!(
+            yes.answer(&q(None, AnswerType::Open, "x"), &[]).unwrap(),
+            "yes"
+        );
     }
 }

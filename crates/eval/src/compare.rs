@@ -67,8 +67,10 @@ pub struct Run {
 pub fn read_run(dir: &Path) -> Result<Run, EvalError> {
     let summary_path = dir.join(report::SUMMARY_FILE);
     let text = fs::read_to_string(&summary_path).map_err(|e| EvalError::io(&summary_path, e))?;
-    let summary: Summary =
-        serde_json::from_str(&text).map_err(|e| EvalError::Json { path: summary_path.clone(), source: e })?;
+    let summary: Summary = serde_json::from_str(&text).map_err(|e| EvalError::Json {
+        path: summary_path.clone(),
+        source: e,
+    })?;
     let results_path = dir.join(report::RESULTS_JSONL_FILE);
     let text = fs::read_to_string(&results_path).map_err(|e| EvalError::io(&results_path, e))?;
     let mut results = Vec::new();
@@ -83,7 +85,11 @@ pub fn read_run(dir: &Path) -> Result<Run, EvalError> {
         })?;
         results.push(r);
     }
-    Ok(Run { dir: dir.to_path_buf(), summary, results })
+    Ok(Run {
+        dir: dir.to_path_buf(),
+        summary,
+        results,
+    })
 }
 
 /// Which run a comparison side is.
@@ -140,9 +146,20 @@ fn paired(pairs: &[(&QuestionResult, &QuestionResult)], boot: &Bootstrap) -> Opt
     if pairs.is_empty() {
         return None;
     }
-    let a: Vec<f64> = pairs.iter().map(|(x, _)| f64::from(u8::from(x.correct))).collect();
-    let b: Vec<f64> = pairs.iter().map(|(_, y)| f64::from(u8::from(y.correct))).collect();
-    let count = |fa: bool, fb: bool| pairs.iter().filter(|(x, y)| x.correct == fa && y.correct == fb).count();
+    let a: Vec<f64> = pairs
+        .iter()
+        .map(|(x, _)| f64::from(u8::from(x.correct)))
+        .collect();
+    let b: Vec<f64> = pairs
+        .iter()
+        .map(|(_, y)| f64::from(u8::from(y.correct)))
+        .collect();
+    let count = |fa: bool, fb: bool| {
+        pairs
+            .iter()
+            .filter(|(x, y)| x.correct == fa && y.correct == fb)
+            .count()
+    };
     let (only_a, only_b) = (count(true, false), count(false, true));
     let n = pairs.len() as f64;
     let accuracy_a = a.iter().sum::<f64>() / n;
@@ -168,17 +185,25 @@ fn paired_breakdown(
 ) -> BTreeMap<String, PairedStat> {
     let mut groups: BTreeMap<String, Vec<(&QuestionResult, &QuestionResult)>> = BTreeMap::new();
     for &(x, y) in pairs {
-        let key = label(x).filter(|s| !s.trim().is_empty()).unwrap_or_else(|| UNKNOWN_LABEL.into());
+        let key = label(x)
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| UNKNOWN_LABEL.into());
         groups.entry(key).or_default().push((x, y));
     }
-    groups.into_iter().filter_map(|(k, v)| paired(&v, boot).map(|s| (k, s))).collect()
+    groups
+        .into_iter()
+        .filter_map(|(k, v)| paired(&v, boot).map(|s| (k, s)))
+        .collect()
 }
 
 /// Pairs two runs by question id and compares them. Labels come from run A (both runs read
 /// the same dataset, so they agree).
 pub fn compare(a: &Run, b: &Run, boot: &Bootstrap) -> Result<Comparison, EvalError> {
     let (sa, sb) = (&a.summary, &b.summary);
-    let (la, lb) = (sa.lang.clone().unwrap_or_default(), sb.lang.clone().unwrap_or_default());
+    let (la, lb) = (
+        sa.lang.clone().unwrap_or_default(),
+        sb.lang.clone().unwrap_or_default(),
+    );
     for (what, x, y) in [
         ("dataset", &sa.dataset, &sb.dataset),
         ("split", &sa.split, &sb.split),
@@ -188,18 +213,32 @@ pub fn compare(a: &Run, b: &Run, boot: &Bootstrap) -> Result<Comparison, EvalErr
         if x != y {
             return Err(EvalError::format(
                 &b.dir,
-                format!("cannot compare runs with different {what}: {x:?} in {} vs {y:?}", a.dir.display()),
+                format!(
+                    "cannot compare runs with different {what}: {x:?} in {} vs {y:?}",
+                    a.dir.display()
+                ),
             ));
         }
     }
-    let b_by_id: BTreeMap<&str, &QuestionResult> = b.results.iter().map(|r| (r.id.as_str(), r)).collect();
-    let pairs: Vec<(&QuestionResult, &QuestionResult)> =
-        a.results.iter().filter_map(|r| b_by_id.get(r.id.as_str()).map(|&y| (r, y))).collect();
+    let b_by_id: BTreeMap<&str, &QuestionResult> =
+        b.results.iter().map(|r| (r.id.as_str(), r)).collect();
+    let pairs: Vec<(&QuestionResult, &QuestionResult)> = a
+        .results
+        .iter()
+        .filter_map(|r| b_by_id.get(r.id.as_str()).map(|&y| (r, y)))
+        .collect();
     let overall = paired(&pairs, boot).ok_or_else(|| {
-        EvalError::format(&b.dir, format!("no question id in common with {}", a.dir.display()))
+        EvalError::format(
+            &b.dir,
+            format!("no question id in common with {}", a.dir.display()),
+        )
     })?;
     let of_type = |t: AnswerType| -> Vec<(&QuestionResult, &QuestionResult)> {
-        pairs.iter().copied().filter(|(x, _)| x.answer_type == t).collect()
+        pairs
+            .iter()
+            .copied()
+            .filter(|(x, _)| x.answer_type == t)
+            .collect()
     };
     let label = |run: &Run| RunLabel {
         dir: run.dir.display().to_string(),
@@ -221,7 +260,11 @@ pub fn compare(a: &Run, b: &Run, boot: &Bootstrap) -> Result<Comparison, EvalErr
         by_modality: paired_breakdown(&pairs, |r| r.modality.clone(), boot),
         by_body_system: paired_breakdown(&pairs, |r| r.body_system.clone(), boot),
         by_question_type: paired_breakdown(&pairs, |r| r.question_type.clone(), boot),
-        by_answer_type: paired_breakdown(&pairs, |r| Some(answer_type_label(r.answer_type).into()), boot),
+        by_answer_type: paired_breakdown(
+            &pairs,
+            |r| Some(answer_type_label(r.answer_type).into()),
+            boot,
+        ),
         bootstrap: *boot,
     })
 }
@@ -260,7 +303,8 @@ fn signed_pct(x: f64) -> String {
 
 /// The comparison as Markdown.
 pub fn render_markdown(c: &Comparison) -> String {
-    let mut md = format!(
+    let mut md =
+        format!(
         "# Comparison: {} vs {}\n\nDataset `{}`, split `{}`, protocol `{}`. {} paired questions \
          ({} only in A, {} only in B). Difference = B − A in percentage points; 95 % CI from a \
          paired bootstrap ({} resamples, seed {}); p from the exact McNemar test.\n\n\
@@ -283,9 +327,16 @@ pub fn render_markdown(c: &Comparison) -> String {
         for (label, s) in rows {
             md.push_str(&format!(
                 "| {} | {} | {} | {} | {} | [{}, {}] | {} | {} | {} |\n",
-                report::md_escape(&label), s.n, pct(s.accuracy_a), pct(s.accuracy_b),
-                signed_pct(s.difference), signed_pct(s.ci95[0]), signed_pct(s.ci95[1]),
-                s.only_a_correct, s.only_b_correct, format_p(s.mcnemar_p),
+                report::md_escape(&label),
+                s.n,
+                pct(s.accuracy_a),
+                pct(s.accuracy_b),
+                signed_pct(s.difference),
+                signed_pct(s.ci95[0]),
+                signed_pct(s.ci95[1]),
+                s.only_a_correct,
+                s.only_b_correct,
+                format_p(s.mcnemar_p),
             ));
         }
     }
@@ -304,7 +355,8 @@ pub fn format_p(p: f64) -> String {
 /// The comparison as a self-contained HTML page: one difference chart (B − A with its CI) per
 /// breakdown, and the full tables.
 pub fn render_html(c: &Comparison) -> String {
-    let mut body = format!(
+    let mut body =
+        format!(
         "<h1>Comparison</h1><p><b>A</b>: {}<br><b>B</b>: {}</p><p>Dataset <code>{}</code>, split \
          <code>{}</code>, protocol <code>{}</code>; {} paired questions. Bars: B − A in percentage \
          points, whiskers: paired bootstrap 95 % CI; p: exact McNemar.</p>",
@@ -325,7 +377,10 @@ pub fn render_html(c: &Comparison) -> String {
                 note: format!("p={}", format_p(s.mcnemar_p)),
             })
             .collect();
-        body.push_str(&report::diff_chart_svg(&format!("{title}: B − A (percentage points)"), &chart));
+        body.push_str(&report::diff_chart_svg(
+            &format!("{title}: B − A (percentage points)"),
+            &chart,
+        ));
         body.push_str(
             "<table><tr><th>label</th><th>n</th><th>A %</th><th>B %</th><th>B − A</th>\
              <th>95 % CI</th><th>A only</th><th>B only</th><th>McNemar p</th></tr>",
@@ -334,9 +389,16 @@ pub fn render_html(c: &Comparison) -> String {
             body.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>[{}, {}]</td>\
                  <td>{}</td><td>{}</td><td>{}</td></tr>",
-                html_escape(&label), s.n, pct(s.accuracy_a), pct(s.accuracy_b),
-                signed_pct(s.difference), signed_pct(s.ci95[0]), signed_pct(s.ci95[1]),
-                s.only_a_correct, s.only_b_correct, format_p(s.mcnemar_p),
+                html_escape(&label),
+                s.n,
+                pct(s.accuracy_a),
+                pct(s.accuracy_b),
+                signed_pct(s.difference),
+                signed_pct(s.ci95[0]),
+                signed_pct(s.ci95[1]),
+                s.only_a_correct,
+                s.only_b_correct,
+                format_p(s.mcnemar_p),
             ));
         }
         body.push_str("</table>");
@@ -347,7 +409,8 @@ pub fn render_html(c: &Comparison) -> String {
 /// Writes `compare.json`, `compare.md` and `compare.html` into `out`.
 pub fn write_comparison(out: &Path, c: &Comparison) -> Result<(), EvalError> {
     fs::create_dir_all(out).map_err(|e| EvalError::io(out, e))?;
-    let json = serde_json::to_string_pretty(c).map_err(|e| EvalError::format(out, e.to_string()))?;
+    let json =
+        serde_json::to_string_pretty(c).map_err(|e| EvalError::format(out, e.to_string()))?;
     report::write_file(&out.join("compare.json"), &json)?;
     report::write_file(&out.join("compare.md"), &render_markdown(c))?;
     report::write_file(&out.join("compare.html"), &render_html(c))
@@ -374,13 +437,21 @@ mod tests {
     #[test]
     fn mcnemar_matches_statsmodels() {
         // Numbers from tools/eval_reference/make_reference.py (statsmodels 0.14.4).
-        let r: Reference =
-            serde_json::from_str(include_str!("../../../tools/eval_reference/stats_reference.json")).unwrap();
+        let r: Reference = serde_json::from_str(include_str!(
+            "../../../tools/eval_reference/stats_reference.json"
+        ))
+        .unwrap();
         assert!(r.mcnemar_exact.len() >= 10);
         for case in r.mcnemar_exact {
             let p = mcnemar_exact(case.b, case.c);
             let rel = (p - case.pvalue).abs() / case.pvalue.max(1e-300);
-            assert!(rel < 1e-9, "b={} c={}: {p} vs {}", case.b, case.c, case.pvalue);
+            assert!(
+                rel < 1e-9,
+                "b={} c={}: {p} vs {}",
+                case.b,
+                case.c,
+                case.pvalue
+            );
             assert_eq!(p, mcnemar_exact(case.c, case.b), "symmetric");
         }
     }
@@ -415,31 +486,60 @@ mod tests {
     }
 
     fn run(dir: &str, results: Vec<QuestionResult>, protocol: &str) -> Run {
-        let info = RunInfo { dataset: "d".into(), split: "test".into(), lang: Some("en".into()), protocol: protocol.into(), model: None };
-        Run { dir: dir.into(), summary: summarize_results(&info, &results), results }
+        let info = RunInfo {
+            dataset: "d".into(),
+            split: "test".into(),
+            lang: Some("en".into()),
+            protocol: protocol.into(),
+            model: None,
+        };
+        Run {
+            dir: dir.into(),
+            summary: summarize_results(&info, &results),
+            results,
+        }
     }
 
     #[test]
     fn paired_counts_difference_and_pairing_by_id() {
-        let a = run("a", vec![
-            res("1", true, AnswerType::Closed, "CT"),
-            res("2", true, AnswerType::Closed, "CT"),
-            res("3", false, AnswerType::Open, "MRI"),
-            res("4", false, AnswerType::Open, "MRI"),
-            res("5", true, AnswerType::Open, "MRI"),
-        ], "medvqa");
+        let a = run(
+            "a",
+            vec![
+                res("1", true, AnswerType::Closed, "CT"),
+                res("2", true, AnswerType::Closed, "CT"),
+                res("3", false, AnswerType::Open, "MRI"),
+                res("4", false, AnswerType::Open, "MRI"),
+                res("5", true, AnswerType::Open, "MRI"),
+            ],
+            "medvqa",
+        );
         // B in a different order and without question 5.
-        let b = run("b", vec![
-            res("4", true, AnswerType::Open, "MRI"),
-            res("3", true, AnswerType::Open, "MRI"),
-            res("2", false, AnswerType::Closed, "CT"),
-            res("1", true, AnswerType::Closed, "CT"),
-        ], "medvqa");
+        let b = run(
+            "b",
+            vec![
+                res("4", true, AnswerType::Open, "MRI"),
+                res("3", true, AnswerType::Open, "MRI"),
+                res("2", false, AnswerType::Closed, "CT"),
+                res("1", true, AnswerType::Closed, "CT"),
+            ],
+            "medvqa",
+        );
         let c = compare(&a, &b, &Bootstrap::default()).unwrap();
         assert_eq!((c.n_paired, c.only_in_a, c.only_in_b), (4, 1, 0));
         let o = &c.overall;
-        assert_eq!((o.both_correct, o.only_a_correct, o.only_b_correct, o.both_wrong), (1, 1, 2, 0));
-        assert_eq!((o.accuracy_a, o.accuracy_b, o.difference), (0.5, 0.75, 0.25));
+        assert_eq!(
+            (
+                o.both_correct,
+                o.only_a_correct,
+                o.only_b_correct,
+                o.both_wrong
+            ),
+            (1, 1, 2, 0)
+        );
+        assert_eq!(
+            (o.accuracy_a, o.accuracy_b, o.difference),
+            (0.5, 0.75, 0.25)
+        );
         assert_eq!(o.mcnemar_p, 1.0);
         assert!(o.ci95[0] <= 0.25 && 0.25 <= o.ci95[1]);
         assert_eq!(c.by_modality["MRI"].difference, 1.0);
@@ -451,9 +551,19 @@ mod tests {
 
     #[test]
     fn refuses_different_protocols() {
-        let a = run("a", vec![res("1", true, AnswerType::Closed, "CT")], "medvqa");
-        let b = run("b", vec![res("1", true, AnswerType::Closed, "CT")], "llava-med");
-        let err = compare(&a, &b, &Bootstrap::default()).unwrap_err().to_string();
+        let a = run(
+            "a",
+            vec![res("1", true, AnswerType::Closed, "CT")],
+            "medvqa",
+        );
+        let b = run(
+            "b",
+            vec![res("1", true, AnswerType::Closed, "CT")],
+            "llava-med",
+        );
+        let err = compare(&a, &b, &Bootstrap::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("protocol"), "{err}");
     }
 }

@@ -38,8 +38,12 @@ pub enum PredictionFormat {
 }
 
 impl PredictionFormat {
-    pub const ALL: [PredictionFormat; 4] =
-        [PredictionFormat::Medvqa, PredictionFormat::LmmsEval, PredictionFormat::VlmEvalKit, PredictionFormat::MedEvalKit];
+    pub const ALL: [PredictionFormat; 4] = [
+        PredictionFormat::Medvqa,
+        PredictionFormat::LmmsEval,
+        PredictionFormat::VlmEvalKit,
+        PredictionFormat::MedEvalKit,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -61,11 +65,14 @@ impl FromStr for PredictionFormat {
     type Err = EvalError;
 
     fn from_str(s: &str) -> Result<Self, EvalError> {
-        Self::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| EvalError::Invalid {
-            what: "predictions format",
-            value: s.to_string(),
-            reason: "expected medvqa, lmms-eval, vlmevalkit or medevalkit".into(),
-        })
+        Self::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| EvalError::Invalid {
+                what: "predictions format",
+                value: s.to_string(),
+                reason: "expected medvqa, lmms-eval, vlmevalkit or medevalkit".into(),
+            })
     }
 }
 
@@ -129,9 +136,16 @@ fn parse_medvqa_jsonl(path: &Path, content: &str) -> Result<Vec<PredictionLine>,
         if line.trim().is_empty() {
             continue;
         }
-        let err = |reason: String| EvalError::Line { path: path.to_path_buf(), line: line_no, reason };
+        let err = |reason: String| EvalError::Line {
+            path: path.to_path_buf(),
+            line: line_no,
+            reason,
+        };
         let v: Value = serde_json::from_str(line).map_err(|e| err(format!("invalid JSON: {e}")))?;
-        let id = v.get("id").and_then(id_string).ok_or_else(|| err("no \"id\" (string or integer)".into()))?;
+        let id = v
+            .get("id")
+            .and_then(id_string)
+            .ok_or_else(|| err("no \"id\" (string or integer)".into()))?;
         let prediction = match v.get("prediction") {
             Some(Value::Null) => String::new(),
             Some(p) => text(Some(p)).ok_or_else(|| err("\"prediction\" is not text".into()))?,
@@ -151,12 +165,18 @@ fn lmms_eval_records(path: &Path, content: &str) -> Result<Vec<Record>, EvalErro
         if line.trim().is_empty() {
             continue;
         }
-        let err = |reason: &str| EvalError::Line { path: path.to_path_buf(), line: i + 1, reason: reason.into() };
+        let err = |reason: &str| EvalError::Line {
+            path: path.to_path_buf(),
+            line: i + 1,
+            reason: reason.into(),
+        };
         let v: Value = serde_json::from_str(line).map_err(|_| err("invalid JSON"))?;
         let doc = v.get("doc");
         let doc_field = |k: &str| doc.and_then(|d| d.get(k));
         // lmms-eval task metrics (e.g. SLAKE's) log a per-sample record carrying the question id.
-        let metric_id = v.as_object().and_then(|o| o.values().find_map(|m| m.get("id").and_then(id_string)));
+        let metric_id = v
+            .as_object()
+            .and_then(|o| o.values().find_map(|m| m.get("id").and_then(id_string)));
         let id = ["qid", "id", "question_id"]
             .iter()
             .find_map(|k| doc_field(k).and_then(id_string))
@@ -165,7 +185,9 @@ fn lmms_eval_records(path: &Path, content: &str) -> Result<Vec<Record>, EvalErro
         let first_text = |x: Option<&Value>| -> Option<String> {
             match x? {
                 Value::Array(items) => items.iter().find_map(|i| match i {
-                    Value::Array(inner) => inner.first().and_then(|s| s.as_str()).map(str::to_string),
+                    Value::Array(inner) => {
+                        inner.first().and_then(|s| s.as_str()).map(str::to_string)
+                    }
                     other => other.as_str().map(str::to_string),
                 }),
                 other => other.as_str().map(str::to_string),
@@ -185,7 +207,12 @@ fn lmms_eval_records(path: &Path, content: &str) -> Result<Vec<Record>, EvalErro
     Ok(out)
 }
 
-fn object_records(path: &Path, rows: &[Value], prediction_key: &str, id_keys: &[&str]) -> Result<Vec<Record>, EvalError> {
+fn object_records(
+    path: &Path,
+    rows: &[Value],
+    prediction_key: &str,
+    id_keys: &[&str],
+) -> Result<Vec<Record>, EvalError> {
     rows.iter()
         .enumerate()
         .map(|(i, row)| {
@@ -193,7 +220,12 @@ fn object_records(path: &Path, rows: &[Value], prediction_key: &str, id_keys: &[
                 Some(Value::Null) | None => None,
                 p => text(p),
             }
-            .ok_or_else(|| EvalError::format(path, format!("record {}: no text in {prediction_key:?}", i + 1)))?;
+            .ok_or_else(|| {
+                EvalError::format(
+                    path,
+                    format!("record {}: no text in {prediction_key:?}", i + 1),
+                )
+            })?;
             Ok(Record {
                 at: format!("record {}", i + 1),
                 id: id_keys.iter().find_map(|k| row.get(*k).and_then(id_string)),
@@ -240,11 +272,18 @@ pub fn parse_delimited(content: &str, delimiter: char) -> Vec<Vec<String>> {
     rows
 }
 
-fn vlmevalkit_table_records(path: &Path, content: &str, delimiter: char) -> Result<Vec<Record>, EvalError> {
+fn vlmevalkit_table_records(
+    path: &Path,
+    content: &str,
+    delimiter: char,
+) -> Result<Vec<Record>, EvalError> {
     let rows = parse_delimited(content.trim_start_matches('\u{feff}'), delimiter);
-    let header = rows.first().ok_or_else(|| EvalError::format(path, "empty table"))?;
+    let header = rows
+        .first()
+        .ok_or_else(|| EvalError::format(path, "empty table"))?;
     let col = |name: &str| header.iter().position(|h| h.trim() == name);
-    let pred = col("prediction").ok_or_else(|| EvalError::format(path, "no \"prediction\" column"))?;
+    let pred =
+        col("prediction").ok_or_else(|| EvalError::format(path, "no \"prediction\" column"))?;
     let (index, question, answer) = (col("index"), col("question"), col("answer"));
     let mut out = Vec::new();
     for (i, row) in rows.iter().enumerate().skip(1) {
@@ -265,7 +304,11 @@ fn vlmevalkit_table_records(path: &Path, content: &str, delimiter: char) -> Resu
 
 /// Guesses the writer of a predictions file from its name and first record.
 pub fn detect_format(path: &Path, content: &str) -> Result<PredictionFormat, EvalError> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     match ext.as_str() {
         "xlsx" | "xls" => return Err(xlsx_error(path)),
         "tsv" | "csv" => return Ok(PredictionFormat::VlmEvalKit),
@@ -273,7 +316,10 @@ pub fn detect_format(path: &Path, content: &str) -> Result<PredictionFormat, Eva
     }
     let trimmed = content.trim_start();
     if trimmed.starts_with('[') {
-        let v: Value = serde_json::from_str(trimmed).map_err(|e| EvalError::Json { path: path.to_path_buf(), source: e })?;
+        let v: Value = serde_json::from_str(trimmed).map_err(|e| EvalError::Json {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
         let first = v.as_array().and_then(|a| a.first());
         return match first {
             Some(r) if r.get("response").is_some() => Ok(PredictionFormat::MedEvalKit),
@@ -282,8 +328,11 @@ pub fn detect_format(path: &Path, content: &str) -> Result<PredictionFormat, Eva
         };
     }
     let first_line = trimmed.lines().next().unwrap_or("");
-    let v: Value = serde_json::from_str(first_line)
-        .map_err(|e| EvalError::Line { path: path.to_path_buf(), line: 1, reason: format!("invalid JSON: {e}") })?;
+    let v: Value = serde_json::from_str(first_line).map_err(|e| EvalError::Line {
+        path: path.to_path_buf(),
+        line: 1,
+        reason: format!("invalid JSON: {e}"),
+    })?;
     if v.get("doc_id").is_some() || v.get("filtered_resps").is_some() {
         Ok(PredictionFormat::LmmsEval)
     } else if v.get("id").is_some() && v.get("prediction").is_some() {
@@ -298,12 +347,18 @@ pub fn detect_format(path: &Path, content: &str) -> Result<PredictionFormat, Eva
 }
 
 fn xlsx_error(path: &Path) -> EvalError {
-    EvalError::format(path, "VLMEvalKit .xlsx predictions are not read: save them as TSV (PRED_FORMAT=tsv) or CSV")
+    EvalError::format(
+        path,
+        "VLMEvalKit .xlsx predictions are not read: save them as TSV (PRED_FORMAT=tsv) or CSV",
+    )
 }
 
 fn records(path: &Path, content: &str, format: PredictionFormat) -> Result<Vec<Record>, EvalError> {
     let json_array = |content: &str| -> Result<Vec<Value>, EvalError> {
-        let v: Value = serde_json::from_str(content).map_err(|e| EvalError::Json { path: path.to_path_buf(), source: e })?;
+        let v: Value = serde_json::from_str(content).map_err(|e| EvalError::Json {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
         match v {
             Value::Array(rows) => Ok(rows),
             _ => Err(EvalError::format(path, "expected a JSON array of records")),
@@ -312,12 +367,27 @@ fn records(path: &Path, content: &str, format: PredictionFormat) -> Result<Vec<R
     match format {
         PredictionFormat::Medvqa => Ok(parse_medvqa_jsonl(path, content)?
             .into_iter()
-            .map(|p| Record { at: format!("id {}", p.id), id: Some(p.id), question: None, answer: None, prediction: p.prediction })
+            .map(|p| Record {
+                at: format!("id {}", p.id),
+                id: Some(p.id),
+                question: None,
+                answer: None,
+                prediction: p.prediction,
+            })
             .collect()),
         PredictionFormat::LmmsEval => lmms_eval_records(path, content),
-        PredictionFormat::MedEvalKit => object_records(path, &json_array(content)?, "response", &["id", "qid", "question_id"]),
+        PredictionFormat::MedEvalKit => object_records(
+            path,
+            &json_array(content)?,
+            "response",
+            &["id", "qid", "question_id"],
+        ),
         PredictionFormat::VlmEvalKit => {
-            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+            let ext = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("")
+                .to_ascii_lowercase();
             match ext.as_str() {
                 "xlsx" | "xls" => Err(xlsx_error(path)),
                 "csv" => vlmevalkit_table_records(path, content, ','),
@@ -329,16 +399,27 @@ fn records(path: &Path, content: &str, format: PredictionFormat) -> Result<Vec<R
 }
 
 fn fold(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 /// Matches records to questions: by id when the id is a question id, otherwise by (question,
 /// answer) text in order. A question answered twice is an error.
-fn resolve(path: &Path, format: PredictionFormat, recs: Vec<Record>, questions: &[Question]) -> Result<Predictions, EvalError> {
+fn resolve(
+    path: &Path,
+    format: PredictionFormat,
+    recs: Vec<Record>,
+    questions: &[Question],
+) -> Result<Predictions, EvalError> {
     let ids: HashSet<&str> = questions.iter().map(|q| q.id.as_str()).collect();
     let mut by_text: HashMap<(String, String), VecDeque<&str>> = HashMap::new();
     for q in questions {
-        by_text.entry((fold(&q.question), fold(&q.answer))).or_default().push_back(&q.id);
+        by_text
+            .entry((fold(&q.question), fold(&q.answer)))
+            .or_default()
+            .push_back(&q.id);
     }
     let mut by_id = BTreeMap::new();
     let mut unmatched = Vec::new();
@@ -346,26 +427,44 @@ fn resolve(path: &Path, format: PredictionFormat, recs: Vec<Record>, questions: 
         let id = match r.id.as_deref().filter(|id| ids.contains(id)) {
             Some(id) => Some(id.to_string()),
             None => match (&r.question, &r.answer) {
-                (Some(q), Some(a)) => by_text.get_mut(&(fold(q), fold(a))).and_then(|ids| ids.pop_front()).map(str::to_string),
+                (Some(q), Some(a)) => by_text
+                    .get_mut(&(fold(q), fold(a)))
+                    .and_then(|ids| ids.pop_front())
+                    .map(str::to_string),
                 _ => None,
             },
         };
         match id {
             Some(id) => {
                 if by_id.insert(id.clone(), r.prediction).is_some() {
-                    return Err(EvalError::format(path, format!("{}: question {id:?} is answered twice", r.at)));
+                    return Err(EvalError::format(
+                        path,
+                        format!("{}: question {id:?} is answered twice", r.at),
+                    ));
                 }
             }
             None => unmatched.push(r.id.map(|id| format!("id {id}")).unwrap_or(r.at)),
         }
     }
-    Ok(Predictions { format, by_id, unmatched })
+    Ok(Predictions {
+        format,
+        by_id,
+        unmatched,
+    })
 }
 
 /// Reads a predictions file written by medvqa or another toolkit (`format`: `None` detects
 /// it) and keys its answers by the ids of `questions`.
-pub fn read_predictions(path: &Path, format: Option<PredictionFormat>, questions: &[Question]) -> Result<Predictions, EvalError> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+pub fn read_predictions(
+    path: &Path,
+    format: Option<PredictionFormat>,
+    questions: &[Question],
+) -> Result<Predictions, EvalError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if ext == "xlsx" || ext == "xls" {
         return Err(xlsx_error(path));
     }
@@ -410,7 +509,11 @@ mod tests {
         ]
     }
 
-    fn read(name: &str, content: &str, format: Option<PredictionFormat>) -> Result<Predictions, EvalError> {
+    fn read(
+        name: &str,
+        content: &str,
+        format: Option<PredictionFormat>,
+    ) -> Result<Predictions, EvalError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);
         fs::write(&path, content).unwrap();
@@ -419,7 +522,12 @@ mod tests {
 
     #[test]
     fn medvqa_jsonl_with_int_and_string_ids() {
-        let p = read("p.jsonl", "{\"id\": 0, \"prediction\": \"yes\"}\n\n{\"id\": \"2\", \"prediction\": null}\n", None).unwrap();
+        let p = read(
+            "p.jsonl",
+            "{\"id\": 0, \"prediction\": \"yes\"}\n\n{\"id\": \"2\", \"prediction\": null}\n",
+            None,
+        )
+        .unwrap();
         assert_eq!(p.format, PredictionFormat::Medvqa);
         assert_eq!(p.by_id["0"], "yes");
         assert_eq!(p.by_id["2"], "");
@@ -428,9 +536,23 @@ mod tests {
 
     #[test]
     fn medvqa_jsonl_errors_name_the_line() {
-        let e = read("p.jsonl", "{\"id\": 0, \"prediction\": \"yes\"}\n{\"id\": 0, \"prediction\": \"no\"}\n", None).unwrap_err();
-        assert!(e.to_string().contains(":2: id \"0\" already answered on line 1"), "{e}");
-        let e = read("p.jsonl", "{\"id\": 0, \"prediction\": \"yes\"}\n{\"id\": 1, \"prediction\"\n", Some(PredictionFormat::Medvqa)).unwrap_err();
+        let e = read(
+            "p.jsonl",
+            "{\"id\": 0, \"prediction\": \"yes\"}\n{\"id\": 0, \"prediction\": \"no\"}\n",
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(":2: id \"0\" already answered on line 1"),
+            "{e}"
+        );
+        let e = read(
+            "p.jsonl",
+            "{\"id\": 0, \"prediction\": \"yes\"}\n{\"id\": 1, \"prediction\"\n",
+            Some(PredictionFormat::Medvqa),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains(":2: invalid JSON"), "{e}");
         let e = read("p.jsonl", "{\"id\": 0}\n", Some(PredictionFormat::Medvqa)).unwrap_err();
         assert!(e.to_string().contains("no \"prediction\""), "{e}");
@@ -473,7 +595,10 @@ mod tests {
                           {"question": "Is this a CT?", "answer": "yes", "response": "yes", "lang": "en"}]"#;
         let p = read("results.json", content, None).unwrap();
         assert_eq!(p.format, PredictionFormat::MedEvalKit);
-        assert_eq!(p.by_id["2"], "\\boxed{left lung}", "raw response kept: the protocol extracts");
+        assert_eq!(
+            p.by_id["2"], "\\boxed{left lung}",
+            "raw response kept: the protocol extracts"
+        );
         assert_eq!(p.by_id["0"], "yes");
     }
 
@@ -482,6 +607,9 @@ mod tests {
         let e = read("p.jsonl", "{\"foo\": 1}\n", None).unwrap_err();
         assert!(e.to_string().contains("unknown predictions format"), "{e}");
         assert!("nope".parse::<PredictionFormat>().is_err());
-        assert_eq!("lmms-eval".parse::<PredictionFormat>().unwrap(), PredictionFormat::LmmsEval);
+        assert_eq!(
+            "lmms-eval".parse::<PredictionFormat>().unwrap(),
+            PredictionFormat::LmmsEval
+        );
     }
 }

@@ -22,13 +22,21 @@ pub fn write_file(path: &Path, text: &str) -> Result<(), EvalError> {
 }
 
 /// Writes every report file of a scored run into `out` (created if needed).
-pub fn write_run_reports(out: &Path, summary: &Summary, results: &[QuestionResult]) -> Result<(), EvalError> {
+pub fn write_run_reports(
+    out: &Path,
+    summary: &Summary,
+    results: &[QuestionResult],
+) -> Result<(), EvalError> {
     fs::create_dir_all(out).map_err(|e| EvalError::io(out, e))?;
-    let json = serde_json::to_string_pretty(summary).map_err(|e| EvalError::format(out, e.to_string()))?;
+    let json =
+        serde_json::to_string_pretty(summary).map_err(|e| EvalError::format(out, e.to_string()))?;
     write_file(&out.join(SUMMARY_FILE), &(json + "\n"))?;
     write_file(&out.join(RESULTS_JSONL_FILE), &results_jsonl(results, out)?)?;
     write_file(&out.join(RESULTS_CSV_FILE), &results_csv(results))?;
-    write_file(&out.join(REPORT_MD_FILE), &render_markdown(summary, results))?;
+    write_file(
+        &out.join(REPORT_MD_FILE),
+        &render_markdown(summary, results),
+    )?;
     write_file(&out.join(REPORT_HTML_FILE), &render_html(summary, results))
 }
 
@@ -54,9 +62,26 @@ pub fn csv_field(s: &str) -> String {
 
 /// Column order of `results.csv`.
 pub const CSV_COLUMNS: [&str; 20] = [
-    "id", "question", "images", "gold", "prediction", "gold_normalized", "prediction_normalized",
-    "answer_type", "question_type", "modality", "body_system", "body_system_native", "correct",
-    "score", "outcome", "exact_match", "precision", "recall", "f1", "bleu1",
+    "id",
+    "question",
+    "images",
+    "gold",
+    "prediction",
+    "gold_normalized",
+    "prediction_normalized",
+    "answer_type",
+    "question_type",
+    "modality",
+    "body_system",
+    "body_system_native",
+    "correct",
+    "score",
+    "outcome",
+    "exact_match",
+    "precision",
+    "recall",
+    "f1",
+    "bleu1",
 ];
 
 /// `results.csv`: one row per question, columns [`CSV_COLUMNS`], CRLF line ends (RFC 4180).
@@ -66,7 +91,12 @@ pub fn results_csv(results: &[QuestionResult]) -> String {
     s.push_str("\r\n");
     let opt = |o: &Option<String>| o.clone().unwrap_or_default();
     for r in results {
-        let metric = |f: fn(&crate::types::OpenMetrics) -> f64| r.open.as_ref().map(|o| f(o).to_string()).unwrap_or_default();
+        let metric = |f: fn(&crate::types::OpenMetrics) -> f64| {
+            r.open
+                .as_ref()
+                .map(|o| f(o).to_string())
+                .unwrap_or_default()
+        };
         let row = [
             r.id.clone(),
             r.question.clone(),
@@ -89,7 +119,12 @@ pub fn results_csv(results: &[QuestionResult]) -> String {
             metric(|o| o.f1),
             metric(|o| o.bleu1),
         ];
-        s.push_str(&row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        s.push_str(
+            &row.iter()
+                .map(|f| csv_field(f))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         s.push_str("\r\n");
     }
     s
@@ -113,22 +148,29 @@ pub fn html_escape(s: &str) -> String {
 
 /// Escapes text for a Markdown table cell (pipes, backslashes, line breaks).
 pub fn md_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('|', "\\|").replace(['\n', '\r'], " ")
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
 }
 
 fn pct(x: Option<f64>) -> String {
-    x.map(|v| format!("{:.1}", 100.0 * v)).unwrap_or_else(|| "–".into())
+    x.map(|v| format!("{:.1}", 100.0 * v))
+        .unwrap_or_else(|| "–".into())
 }
 
 fn ci(x: Option<[f64; 2]>) -> String {
-    x.map(|[lo, hi]| format!("[{:.1}, {:.1}]", 100.0 * lo, 100.0 * hi)).unwrap_or_else(|| "–".into())
+    x.map(|[lo, hi]| format!("[{:.1}, {:.1}]", 100.0 * lo, 100.0 * hi))
+        .unwrap_or_else(|| "–".into())
 }
 
 fn breakdowns(s: &Summary) -> [(&'static str, &BTreeMap<String, GroupSummary>); 5] {
     [
         ("By modality", &s.by_modality),
         ("By body system (common taxonomy)", &s.by_body_system),
-        ("By body system (dataset's own label)", &s.by_body_system_native),
+        (
+            "By body system (dataset's own label)",
+            &s.by_body_system_native,
+        ),
         ("By question type", &s.by_question_type),
         ("By answer type", &s.by_answer_type),
     ]
@@ -138,8 +180,14 @@ fn breakdowns(s: &Summary) -> [(&'static str, &BTreeMap<String, GroupSummary>); 
 fn body_system_mapping(results: &[QuestionResult]) -> BTreeMap<(String, String), usize> {
     let mut m = BTreeMap::new();
     for r in results {
-        let native = r.body_system_native.clone().unwrap_or_else(|| UNKNOWN_LABEL.into());
-        let common = r.body_system.clone().unwrap_or_else(|| UNKNOWN_LABEL.into());
+        let native = r
+            .body_system_native
+            .clone()
+            .unwrap_or_else(|| UNKNOWN_LABEL.into());
+        let common = r
+            .body_system
+            .clone()
+            .unwrap_or_else(|| UNKNOWN_LABEL.into());
         *m.entry((native, common)).or_insert(0) += 1;
     }
     m
@@ -148,14 +196,27 @@ fn body_system_mapping(results: &[QuestionResult]) -> BTreeMap<(String, String),
 /// The one-paragraph description of a run; `code` wraps names (Markdown backticks or HTML
 /// `<code>`), and must escape what it wraps.
 fn headline(s: &Summary, code: impl Fn(&str) -> String) -> String {
-    let model = s.model.as_deref().map(|m| format!(", model {}", code(m))).unwrap_or_default();
-    let lang = s.lang.as_deref().map(|l| format!(", language {}", code(l))).unwrap_or_default();
+    let model = s
+        .model
+        .as_deref()
+        .map(|m| format!(", model {}", code(m)))
+        .unwrap_or_default();
+    let lang = s
+        .lang
+        .as_deref()
+        .map(|l| format!(", language {}", code(l)))
+        .unwrap_or_default();
     format!(
         "Dataset {}, split {}{lang}, protocol {}{model}; {} questions ({} without a prediction, \
          scored as empty answers). Accuracies in %; 95 % CI from a percentile bootstrap ({} \
          resamples, seed {}).",
-        code(&s.dataset), code(&s.split), code(&s.protocol), s.n, s.missing_predictions,
-        s.bootstrap.resamples, s.bootstrap.seed
+        code(&s.dataset),
+        code(&s.split),
+        code(&s.protocol),
+        s.n,
+        s.missing_predictions,
+        s.bootstrap.resamples,
+        s.bootstrap.seed
     )
 }
 
@@ -171,8 +232,20 @@ fn html_code(x: &str) -> String {
 pub fn render_markdown(s: &Summary, results: &[QuestionResult]) -> String {
     let mut md = format!("# medvqa evaluation report\n\n{}\n\n", headline(s, md_code));
     md.push_str("| set | n | accuracy | 95 % CI |\n|---|---:|---:|---|\n");
-    let _ = writeln!(md, "| overall | {} | {} | {} |", s.overall.n, pct(s.overall.accuracy), ci(s.overall.ci95));
-    let _ = writeln!(md, "| closed | {} | {} | {} |", s.closed.n, pct(s.closed.accuracy), ci(s.closed.ci95));
+    let _ = writeln!(
+        md,
+        "| overall | {} | {} | {} |",
+        s.overall.n,
+        pct(s.overall.accuracy),
+        ci(s.overall.ci95)
+    );
+    let _ = writeln!(
+        md,
+        "| closed | {} | {} | {} |",
+        s.closed.n,
+        pct(s.closed.accuracy),
+        ci(s.closed.ci95)
+    );
     let o = &s.open;
     let _ = write!(
         md,
@@ -181,7 +254,11 @@ pub fn render_markdown(s: &Summary, results: &[QuestionResult]) -> String {
         o.n, pct(o.accuracy), pct(o.exact_match), pct(o.precision), pct(o.recall), pct(o.f1), pct(o.bleu1)
     );
     if !s.protocol_extra.is_empty() {
-        let _ = write!(md, "\n## Numbers specific to protocol `{}`\n\n| name | value |\n|---|---:|\n", s.protocol);
+        let _ = write!(
+            md,
+            "\n## Numbers specific to protocol `{}`\n\n| name | value |\n|---|---:|\n",
+            s.protocol
+        );
         for (name, v) in &s.protocol_extra {
             let _ = writeln!(md, "| {} | {v} |", md_escape(name));
         }
@@ -196,13 +273,23 @@ pub fn render_markdown(s: &Summary, results: &[QuestionResult]) -> String {
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} |",
-                md_escape(label), g.n, pct(g.accuracy), ci(g.ci95), pct(g.closed_accuracy), pct(g.open_recall)
+                md_escape(label),
+                g.n,
+                pct(g.accuracy),
+                ci(g.ci95),
+                pct(g.closed_accuracy),
+                pct(g.open_recall)
             );
         }
     }
     md.push_str("\n## Body-system labels: dataset → common taxonomy\n\n| dataset label | common label | questions |\n|---|---|---:|\n");
     for ((native, common), n) in body_system_mapping(results) {
-        let _ = writeln!(md, "| {} | {} | {n} |", md_escape(&native), md_escape(&common));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {n} |",
+            md_escape(&native),
+            md_escape(&common)
+        );
     }
     md
 }
@@ -246,7 +333,11 @@ fn axis(svg: &mut String, lo: f64, hi: f64, ticks: &[f64], rows: usize, signed: 
     let bottom = TOP + rows as f64 * ROW_H;
     for &t in ticks {
         let x = x_of(t, lo, hi);
-        let label = if signed { format!("{:+.0}", 100.0 * t) } else { format!("{:.0}", 100.0 * t) };
+        let label = if signed {
+            format!("{:+.0}", 100.0 * t)
+        } else {
+            format!("{:.0}", 100.0 * t)
+        };
         let _ = write!(
             svg,
             "<line class=\"grid\" x1=\"{x:.1}\" y1=\"{TOP}\" x2=\"{x:.1}\" y2=\"{bottom}\"/>\
@@ -303,7 +394,14 @@ fn bar_rows(svg: &mut String, rows: &[ChartRow], lo: f64, hi: f64, origin: f64) 
 /// Horizontal accuracy bars on a 0–100 % axis, each with its 95 % CI whisker.
 pub fn accuracy_chart_svg(title: &str, rows: &[ChartRow]) -> String {
     let (mut svg, _) = svg_open(title, rows.len());
-    axis(&mut svg, 0.0, 1.0, &[0.0, 0.25, 0.5, 0.75, 1.0], rows.len(), false);
+    axis(
+        &mut svg,
+        0.0,
+        1.0,
+        &[0.0, 0.25, 0.5, 0.75, 1.0],
+        rows.len(),
+        false,
+    );
     bar_rows(&mut svg, rows, 0.0, 1.0, 0.0);
     svg.push_str("</svg>");
     svg
@@ -314,12 +412,23 @@ pub fn accuracy_chart_svg(title: &str, rows: &[ChartRow]) -> String {
 pub fn diff_chart_svg(title: &str, rows: &[ChartRow]) -> String {
     let extent = rows
         .iter()
-        .flat_map(|r| [r.value.abs()].into_iter().chain(r.ci95.into_iter().flat_map(|[a, b]| [a.abs(), b.abs()])))
+        .flat_map(|r| {
+            [r.value.abs()]
+                .into_iter()
+                .chain(r.ci95.into_iter().flat_map(|[a, b]| [a.abs(), b.abs()]))
+        })
         .fold(0.1_f64, f64::max);
     // Round the axis up to a multiple of 10 points so ticks are readable.
     let hi = ((extent * 10.0).ceil() / 10.0).min(1.0);
     let (mut svg, _) = svg_open(title, rows.len());
-    axis(&mut svg, -hi, hi, &[-hi, -hi / 2.0, 0.0, hi / 2.0, hi], rows.len(), true);
+    axis(
+        &mut svg,
+        -hi,
+        hi,
+        &[-hi, -hi / 2.0, 0.0, hi / 2.0, hi],
+        rows.len(),
+        true,
+    );
     bar_rows(&mut svg, rows, -hi, hi, 0.0);
     svg.push_str("</svg>");
     svg
@@ -358,7 +467,12 @@ fn group_rows(groups: &BTreeMap<String, GroupSummary>) -> Vec<ChartRow> {
     groups
         .iter()
         .filter_map(|(label, g)| {
-            g.accuracy.map(|a| ChartRow { label: label.clone(), value: a, ci95: g.ci95, note: note(a, g.n) })
+            g.accuracy.map(|a| ChartRow {
+                label: label.clone(),
+                value: a,
+                ci95: g.ci95,
+                note: note(a, g.n),
+            })
         })
         .collect()
 }
@@ -373,7 +487,12 @@ fn html_table(title: &str, groups: &BTreeMap<String, GroupSummary>) -> String {
         let _ = write!(
             t,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            html_escape(label), g.n, pct(g.accuracy), ci(g.ci95), pct(g.closed_accuracy), pct(g.open_recall)
+            html_escape(label),
+            g.n,
+            pct(g.accuracy),
+            ci(g.ci95),
+            pct(g.closed_accuracy),
+            pct(g.open_recall)
         );
     }
     t.push_str("</table>");
@@ -392,22 +511,52 @@ pub fn render_html(s: &Summary, results: &[QuestionResult]) -> String {
     );
     let mut closed_open = Vec::new();
     if let Some(a) = s.closed.accuracy {
-        closed_open.push(ChartRow { label: "closed".into(), value: a, ci95: s.closed.ci95, note: note(a, s.closed.n) });
+        closed_open.push(ChartRow {
+            label: "closed".into(),
+            value: a,
+            ci95: s.closed.ci95,
+            note: note(a, s.closed.n),
+        });
     }
     if let Some(a) = s.open.accuracy {
         let ci95 = s.by_answer_type.get("open").and_then(|g| g.ci95);
-        closed_open.push(ChartRow { label: "open".into(), value: a, ci95, note: note(a, s.open.n) });
+        closed_open.push(ChartRow {
+            label: "open".into(),
+            value: a,
+            ci95,
+            note: note(a, s.open.n),
+        });
     }
-    if let Some(g) = s.by_answer_type.get(answer_type_label(crate::types::AnswerType::MultipleChoice)) {
+    if let Some(g) = s
+        .by_answer_type
+        .get(answer_type_label(crate::types::AnswerType::MultipleChoice))
+    {
         if let Some(a) = g.accuracy {
-            closed_open.push(ChartRow { label: "multiple choice".into(), value: a, ci95: g.ci95, note: note(a, g.n) });
+            closed_open.push(ChartRow {
+                label: "multiple choice".into(),
+                value: a,
+                ci95: g.ci95,
+                note: note(a, g.n),
+            });
         }
     }
     b.push_str("<h2>Charts</h2>");
-    b.push_str(&accuracy_chart_svg("Accuracy: closed vs open (%)", &closed_open));
-    b.push_str(&accuracy_chart_svg("Accuracy per modality (%)", &group_rows(&s.by_modality)));
-    b.push_str(&accuracy_chart_svg("Accuracy per body system (%)", &group_rows(&s.by_body_system)));
-    b.push_str(&accuracy_chart_svg("Accuracy per question type (%)", &group_rows(&s.by_question_type)));
+    b.push_str(&accuracy_chart_svg(
+        "Accuracy: closed vs open (%)",
+        &closed_open,
+    ));
+    b.push_str(&accuracy_chart_svg(
+        "Accuracy per modality (%)",
+        &group_rows(&s.by_modality),
+    ));
+    b.push_str(&accuracy_chart_svg(
+        "Accuracy per body system (%)",
+        &group_rows(&s.by_body_system),
+    ));
+    b.push_str(&accuracy_chart_svg(
+        "Accuracy per question type (%)",
+        &group_rows(&s.by_question_type),
+    ));
 
     let o = &s.open;
     let _ = write!(
@@ -418,12 +567,26 @@ pub fn render_html(s: &Summary, results: &[QuestionResult]) -> String {
          <h3>Open questions (n = {})</h3><table><tr><th>accuracy %</th><th>exact match</th>\
          <th>precision</th><th>recall</th><th>F1</th><th>BLEU-1</th></tr>\
          <tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
-        s.overall.n, pct(s.overall.accuracy), ci(s.overall.ci95),
-        s.closed.n, pct(s.closed.accuracy), ci(s.closed.ci95),
-        o.n, pct(o.accuracy), pct(o.exact_match), pct(o.precision), pct(o.recall), pct(o.f1), pct(o.bleu1)
+        s.overall.n,
+        pct(s.overall.accuracy),
+        ci(s.overall.ci95),
+        s.closed.n,
+        pct(s.closed.accuracy),
+        ci(s.closed.ci95),
+        o.n,
+        pct(o.accuracy),
+        pct(o.exact_match),
+        pct(o.precision),
+        pct(o.recall),
+        pct(o.f1),
+        pct(o.bleu1)
     );
     if !s.protocol_extra.is_empty() {
-        let _ = write!(b, "<h3>Numbers specific to protocol {}</h3><table><tr><th>name</th><th>value</th></tr>", html_code(&s.protocol));
+        let _ = write!(
+            b,
+            "<h3>Numbers specific to protocol {}</h3><table><tr><th>name</th><th>value</th></tr>",
+            html_code(&s.protocol)
+        );
         for (name, v) in &s.protocol_extra {
             let _ = write!(b, "<tr><td>{}</td><td>{v}</td></tr>", html_escape(name));
         }
@@ -435,10 +598,18 @@ pub fn render_html(s: &Summary, results: &[QuestionResult]) -> String {
     }
     b.push_str("<h3>Body-system labels: dataset → common taxonomy</h3><table><tr><th>dataset label</th><th>common label</th><th>questions</th></tr>");
     for ((native, common), n) in body_system_mapping(results) {
-        let _ = write!(b, "<tr><td>{}</td><td>{}</td><td>{n}</td></tr>", html_escape(&native), html_escape(&common));
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{n}</td></tr>",
+            html_escape(&native),
+            html_escape(&common)
+        );
     }
     b.push_str("</table>");
-    html_page(&format!("medvqa report: {} ({})", s.dataset, s.protocol), &b)
+    html_page(
+        &format!("medvqa report: {} ({})", s.dataset, s.protocol),
+        &b,
+    )
 }
 
 #[cfg(test)]
@@ -492,7 +663,13 @@ mod tests {
         let csv = results_csv(&[r.clone()]);
         let rows = parse_csv(&csv);
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0], CSV_COLUMNS.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            rows[0],
+            CSV_COLUMNS
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+        );
         assert_eq!(rows[1][0], "q,1");
         assert_eq!(rows[1][4], r.prediction);
         assert_eq!(rows[1].len(), CSV_COLUMNS.len());
@@ -500,8 +677,16 @@ mod tests {
 
     #[test]
     fn html_escapes_markup_and_has_no_external_resources() {
-        assert_eq!(html_escape("<b a=\"x\">&'</b>"), "&lt;b a=&quot;x&quot;&gt;&amp;&#39;&lt;/b&gt;");
-        let rows = [ChartRow { label: "<CT>".into(), value: 0.5, ci95: Some([0.4, 0.6]), note: "n=3".into() }];
+        assert_eq!(
+            html_escape("<b a=\"x\">&'</b>"),
+            "&lt;b a=&quot;x&quot;&gt;&amp;&#39;&lt;/b&gt;"
+        );
+        let rows = [ChartRow {
+            label: "<CT>".into(),
+            value: 0.5,
+            ci95: Some([0.4, 0.6]),
+            note: "n=3".into(),
+        }];
         let svg = accuracy_chart_svg("t", &rows);
         assert!(svg.contains("&lt;CT&gt;") && !svg.contains("<CT>"));
         let page = html_page("t", &svg);
@@ -513,12 +698,31 @@ mod tests {
 
     #[test]
     fn bar_and_whisker_geometry() {
-        let rows = [ChartRow { label: "CT".into(), value: 0.5, ci95: Some([0.25, 0.75]), note: String::new() }];
+        let rows = [ChartRow {
+            label: "CT".into(),
+            value: 0.5,
+            ci95: Some([0.25, 0.75]),
+            note: String::new(),
+        }];
         let svg = accuracy_chart_svg("t", &rows);
         // 50 % of a 420-unit plot starting at x = 230: width 210; whisker from 335 to 545.
-        assert!(svg.contains("x=\"230.0\" y=\"32.0\" width=\"210.0\""), "{svg}");
-        assert!(svg.contains("<line x1=\"335.0\" y1=\"40.0\" x2=\"545.0\" y2=\"40.0\"/>"), "{svg}");
-        let diff = diff_chart_svg("d", &[ChartRow { label: "x".into(), value: -0.05, ci95: Some([-0.1, 0.0]), note: String::new() }]);
+        assert!(
+            svg.contains("x=\"230.0\" y=\"32.0\" width=\"210.0\""),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("<line x1=\"335.0\" y1=\"40.0\" x2=\"545.0\" y2=\"40.0\"/>"),
+            "{svg}"
+        );
+        let diff = diff_chart_svg(
+            "d",
+            &[ChartRow {
+                label: "x".into(),
+                value: -0.05,
+                ci95: Some([-0.1, 0.0]),
+                note: String::new(),
+            }],
+        );
         assert!(diff.contains("class=\"bar negative\""));
     }
 
@@ -526,7 +730,13 @@ mod tests {
     fn reports_show_protocol_specific_numbers() {
         use crate::summary::{tests_support::summarize_results, RunInfo};
         let results = [crate::summary::tests_support::result("1", true)];
-        let info = RunInfo { dataset: "d".into(), split: "test".into(), lang: None, protocol: "llava-med".into(), model: None };
+        let info = RunInfo {
+            dataset: "d".into(),
+            split: "test".into(),
+            lang: None,
+            protocol: "llava-med".into(),
+            model: None,
+        };
         let mut s = summarize_results(&info, &results);
         assert!(!render_markdown(&s, &results).contains("specific to protocol"));
         s.protocol_extra.insert("open accuracy".into(), 59.5);

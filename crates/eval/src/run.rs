@@ -55,7 +55,16 @@ pub struct Progress<W: Write> {
 impl<W: Write> Progress<W> {
     /// Progress to `out`; `terminal` selects the redrawn bar.
     pub fn new(out: W, terminal: bool) -> Self {
-        Self { out, terminal, total: 0, done: 0, fresh: 0, start: Instant::now(), last: None, last_decile: 0 }
+        Self {
+            out,
+            terminal,
+            total: 0,
+            done: 0,
+            fresh: 0,
+            start: Instant::now(),
+            last: None,
+            last_decile: 0,
+        }
     }
 
     /// Starts counting towards `total`, of which `already` were answered by an earlier run.
@@ -69,15 +78,29 @@ impl<W: Write> Progress<W> {
     }
 
     fn status(&self) -> String {
-        let pct = if self.total == 0 { 100.0 } else { 100.0 * self.done as f64 / self.total as f64 };
+        let pct = if self.total == 0 {
+            100.0
+        } else {
+            100.0 * self.done as f64 / self.total as f64
+        };
         let secs = self.start.elapsed().as_secs_f64();
-        let rate = if secs > 0.0 { self.fresh as f64 / secs } else { 0.0 };
+        let rate = if secs > 0.0 {
+            self.fresh as f64 / secs
+        } else {
+            0.0
+        };
         let eta = if rate > 0.0 {
-            format!(", ETA {}s", (self.total.saturating_sub(self.done) as f64 / rate).ceil())
+            format!(
+                ", ETA {}s",
+                (self.total.saturating_sub(self.done) as f64 / rate).ceil()
+            )
         } else {
             String::new()
         };
-        format!("{}/{} ({pct:.0}%), {rate:.1} q/s{eta}", self.done, self.total)
+        format!(
+            "{}/{} ({pct:.0}%), {rate:.1} q/s{eta}",
+            self.done, self.total
+        )
     }
 
     /// Records one more answered question and redraws when due. Progress output is best
@@ -87,9 +110,16 @@ impl<W: Write> Progress<W> {
         self.fresh += 1;
         let now = Instant::now();
         if self.terminal {
-            if self.last.is_none_or(|t| now - t >= Duration::from_millis(100)) || self.done == self.total {
+            if self
+                .last
+                .is_none_or(|t| now - t >= Duration::from_millis(100))
+                || self.done == self.total
+            {
                 const WIDTH: usize = 30;
-                let filled = (WIDTH * self.done).checked_div(self.total).unwrap_or(WIDTH).min(WIDTH);
+                let filled = (WIDTH * self.done)
+                    .checked_div(self.total)
+                    .unwrap_or(WIDTH)
+                    .min(WIDTH);
                 let bar = format!("{}{}", "#".repeat(filled), "-".repeat(WIDTH - filled));
                 let _ = write!(self.out, "\r[{bar}] {}\x1b[K", self.status());
                 let _ = self.out.flush();
@@ -97,7 +127,9 @@ impl<W: Write> Progress<W> {
             }
         } else {
             let decile = (10 * self.done).checked_div(self.total).unwrap_or(10);
-            if decile > self.last_decile || self.last.is_none_or(|t| now - t >= Duration::from_secs(30)) {
+            if decile > self.last_decile
+                || self.last.is_none_or(|t| now - t >= Duration::from_secs(30))
+            {
                 let _ = writeln!(self.out, "eval: {}", self.status());
                 self.last_decile = decile;
                 self.last = Some(now);
@@ -125,11 +157,23 @@ pub struct RunManifest {
 /// Returns the lines kept.
 fn recover(path: &Path, log: &mut dyn Write) -> Result<Vec<PredictionLine>, EvalError> {
     let content = fs::read(path).map_err(|e| EvalError::io(path, e))?;
-    let complete = content.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let complete = content
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     if complete < content.len() {
-        let _ = writeln!(log, "eval: {}: dropping an unfinished last line ({} bytes) left by an interrupted run", path.display(), content.len() - complete);
-        let f = OpenOptions::new().write(true).open(path).map_err(|e| EvalError::io(path, e))?;
-        f.set_len(complete as u64).map_err(|e| EvalError::io(path, e))?;
+        let _ = writeln!(
+            log,
+            "eval: {}: dropping an unfinished last line ({} bytes) left by an interrupted run",
+            path.display(),
+            content.len() - complete
+        );
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| EvalError::io(path, e))?;
+        f.set_len(complete as u64)
+            .map_err(|e| EvalError::io(path, e))?;
         f.sync_all().map_err(|e| EvalError::io(path, e))?;
     }
     read_medvqa_jsonl(path)
@@ -155,17 +199,31 @@ pub fn answer_all<W: Write>(
     log: &mut dyn Write,
 ) -> Result<BTreeMap<String, String>, EvalError> {
     fs::create_dir_all(&opts.out).map_err(|e| EvalError::io(&opts.out, e))?;
-    let manifest = RunManifest { model: answerer.name(), dataset: opts.dataset.clone(), split: opts.split.clone() };
+    let manifest = RunManifest {
+        model: answerer.name(),
+        dataset: opts.dataset.clone(),
+        split: opts.split.clone(),
+    };
     let manifest_path = opts.out.join(RUN_FILE);
     let path = opts.out.join(PREDICTIONS_FILE);
     let mut answers = BTreeMap::new();
-    if path.exists() && fs::metadata(&path).map_err(|e| EvalError::io(&path, e))?.len() > 0 {
+    if path.exists()
+        && fs::metadata(&path)
+            .map_err(|e| EvalError::io(&path, e))?
+            .len()
+            > 0
+    {
         if !opts.resume {
             return Err(EvalError::format(&path, "already holds answers: pass --resume to continue that run, or choose another --out"));
         }
         if manifest_path.exists() {
-            let text = fs::read_to_string(&manifest_path).map_err(|e| EvalError::io(&manifest_path, e))?;
-            let earlier: RunManifest = serde_json::from_str(&text).map_err(|e| EvalError::Json { path: manifest_path.clone(), source: e })?;
+            let text =
+                fs::read_to_string(&manifest_path).map_err(|e| EvalError::io(&manifest_path, e))?;
+            let earlier: RunManifest =
+                serde_json::from_str(&text).map_err(|e| EvalError::Json {
+                    path: manifest_path.clone(),
+                    source: e,
+                })?;
             if earlier != manifest {
                 return Err(EvalError::format(
                     &manifest_path,
@@ -177,33 +235,67 @@ pub fn answer_all<W: Write>(
             answers.insert(line.id, line.prediction);
         }
     }
-    let manifest_json = serde_json::to_string_pretty(&manifest).map_err(|e| EvalError::format(&manifest_path, e.to_string()))?;
-    fs::write(&manifest_path, manifest_json + "\n").map_err(|e| EvalError::io(&manifest_path, e))?;
+    let manifest_json = serde_json::to_string_pretty(&manifest)
+        .map_err(|e| EvalError::format(&manifest_path, e.to_string()))?;
+    fs::write(&manifest_path, manifest_json + "\n")
+        .map_err(|e| EvalError::io(&manifest_path, e))?;
 
-    let todo: Vec<&Question> = questions.iter().filter(|q| !answers.contains_key(&q.id)).collect();
-    let resolve = |q: &Question| -> Vec<PathBuf> { q.images.iter().map(|i| opts.images.join(i)).collect() };
+    let todo: Vec<&Question> = questions
+        .iter()
+        .filter(|q| !answers.contains_key(&q.id))
+        .collect();
+    let resolve =
+        |q: &Question| -> Vec<PathBuf> { q.images.iter().map(|i| opts.images.join(i)).collect() };
     if answerer.needs_images() {
-        let missing: Vec<PathBuf> = todo.iter().flat_map(|q| resolve(q)).filter(|p| !p.is_file()).collect();
+        let missing: Vec<PathBuf> = todo
+            .iter()
+            .flat_map(|q| resolve(q))
+            .filter(|p| !p.is_file())
+            .collect();
         if let Some(first) = missing.first() {
-            return Err(EvalError::format(first, format!("image not found ({} missing images in all); check --images", missing.len())));
+            return Err(EvalError::format(
+                first,
+                format!(
+                    "image not found ({} missing images in all); check --images",
+                    missing.len()
+                ),
+            ));
         }
     }
     let mut ids = HashSet::new();
     for q in questions {
         if !ids.insert(q.id.as_str()) {
-            return Err(EvalError::Invalid { what: "dataset", value: q.id.clone(), reason: "question id occurs twice".into() });
+            return Err(EvalError::Invalid {
+                what: "dataset",
+                value: q.id.clone(),
+                reason: "question id occurs twice".into(),
+            });
         }
     }
-    let _ = writeln!(log, "eval: {} questions, {} already answered, model {}", questions.len(), questions.len() - todo.len(), manifest.model);
+    let _ = writeln!(
+        log,
+        "eval: {} questions, {} already answered, model {}",
+        questions.len(),
+        questions.len() - todo.len(),
+        manifest.model
+    );
     progress.begin(questions.len(), questions.len() - todo.len());
-    let mut file: File = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| EvalError::io(&path, e))?;
+    let mut file: File = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| EvalError::io(&path, e))?;
     for q in todo {
         let prediction = answerer.answer(q, &resolve(q))?;
-        let mut line = serde_json::to_string(&PredictionLine { id: q.id.clone(), prediction: prediction.clone() })
-            .map_err(|e| EvalError::format(&path, e.to_string()))?;
+        let mut line = serde_json::to_string(&PredictionLine {
+            id: q.id.clone(),
+            prediction: prediction.clone(),
+        })
+        .map_err(|e| EvalError::format(&path, e.to_string()))?;
         line.push('\n');
         // One write per answer, then flush: a kill leaves whole lines plus at most one torn line.
-        file.write_all(line.as_bytes()).map_err(|e| EvalError::io(&path, e))?;
+        file.write_all(line.as_bytes())
+            .map_err(|e| EvalError::io(&path, e))?;
         file.flush().map_err(|e| EvalError::io(&path, e))?;
         answers.insert(q.id.clone(), prediction);
         progress.tick();
@@ -275,37 +367,89 @@ mod tests {
     }
 
     fn opts(out: &Path, resume: bool) -> EvalOptions {
-        EvalOptions { out: out.into(), images: "imgs".into(), resume, dataset: "d".into(), split: "test".into() }
+        EvalOptions {
+            out: out.into(),
+            images: "imgs".into(),
+            resume,
+            dataset: "d".into(),
+            split: "test".into(),
+        }
     }
 
     #[test]
     fn resume_after_crash_and_torn_line_answers_nothing_twice() {
         let dir = tempfile::tempdir().unwrap();
         let questions: Vec<Question> = (0..10).map(|i| q(&i.to_string())).collect();
-        let mut first = Counting { calls: vec![], fail_after: Some(4), name: "m" };
+        let mut first = Counting {
+            calls: vec![],
+            fail_after: Some(4),
+            name: "m",
+        };
         let mut sink = Vec::new();
         let mut p = Progress::new(Vec::new(), false);
-        assert!(answer_all(&questions, &mut first, &opts(dir.path(), false), &mut p, &mut sink).is_err());
+        assert!(answer_all(
+            &questions,
+            &mut first,
+            &opts(dir.path(), false),
+            &mut p,
+            &mut sink
+        )
+        .is_err());
         // A kill in the middle of a write leaves a torn last line.
         let path = dir.path().join(PREDICTIONS_FILE);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"id\": \"4\", \"predi").unwrap();
         drop(f);
 
-        let mut again = Counting { calls: vec![], fail_after: None, name: "m" };
-        let e = answer_all(&questions, &mut again, &opts(dir.path(), false), &mut p, &mut sink).unwrap_err();
+        let mut again = Counting {
+            calls: vec![],
+            fail_after: None,
+            name: "m",
+        };
+        let e = answer_all(
+            &questions,
+            &mut again,
+            &opts(dir.path(), false),
+            &mut p,
+            &mut sink,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("--resume"), "{e}");
-        let mut other = Counting { calls: vec![], fail_after: None, name: "other" };
-        let e = answer_all(&questions, &mut other, &opts(dir.path(), true), &mut p, &mut sink).unwrap_err();
+        let mut other = Counting {
+            calls: vec![],
+            fail_after: None,
+            name: "other",
+        };
+        let e = answer_all(
+            &questions,
+            &mut other,
+            &opts(dir.path(), true),
+            &mut p,
+            &mut sink,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("same model"), "{e}");
 
-        let answers = answer_all(&questions, &mut again, &opts(dir.path(), true), &mut p, &mut sink).unwrap();
+        let answers = answer_all(
+            &questions,
+            &mut again,
+            &opts(dir.path(), true),
+            &mut p,
+            &mut sink,
+        )
+        .unwrap();
         assert_eq!(first.calls, ["0", "1", "2", "3"]);
-        assert_eq!(again.calls, ["4", "5", "6", "7", "8", "9"], "nothing answered twice");
+        assert_eq!(
+            again.calls,
+            ["4", "5", "6", "7", "8", "9"],
+            "nothing answered twice"
+        );
         assert_eq!(answers.len(), 10);
         let lines = read_medvqa_jsonl(&path).unwrap();
         assert_eq!(lines.len(), 10, "nothing lost, no duplicates");
-        assert!(String::from_utf8(sink).unwrap().contains("dropping an unfinished last line"));
+        assert!(String::from_utf8(sink)
+            .unwrap()
+            .contains("dropping an unfinished last line"));
     }
 
     #[test]
@@ -319,13 +463,22 @@ mod tests {
         // The first answer (to show the run is alive), then one line per 10 %.
         assert_eq!(text.lines().count(), 11, "{text}");
         assert!(text.starts_with("eval: 1/20 (5%)"), "{text}");
-        assert!(text.lines().last().unwrap().starts_with("eval: 20/20 (100%)"), "{text}");
+        assert!(
+            text.lines()
+                .last()
+                .unwrap()
+                .starts_with("eval: 20/20 (100%)"),
+            "{text}"
+        );
         let mut bar = Progress::new(Vec::new(), true);
         bar.begin(4, 2);
         bar.tick();
         bar.tick();
         let text = String::from_utf8(bar.out.clone()).unwrap();
-        assert!(text.contains("\r[##############################] 4/4 (100%)"), "{text}");
+        assert!(
+            text.contains("\r[##############################] 4/4 (100%)"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -344,7 +497,17 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let mut p = Progress::new(Vec::new(), false);
-        let e = answer_all(&[q("7")], &mut NeedsImages, &opts(dir.path(), false), &mut p, &mut Vec::new()).unwrap_err();
-        assert!(e.to_string().contains("7.jpg") && e.to_string().contains("--images"), "{e}");
+        let e = answer_all(
+            &[q("7")],
+            &mut NeedsImages,
+            &opts(dir.path(), false),
+            &mut p,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("7.jpg") && e.to_string().contains("--images"),
+            "{e}"
+        );
     }
 }

@@ -78,7 +78,11 @@ pub fn judge_all(
                 body_system_native: q.body_system_native.clone(),
                 correct: j.correct,
                 score: j.score,
-                outcome: if missing { Some(MISSING_OUTCOME.to_string()) } else { j.outcome },
+                outcome: if missing {
+                    Some(MISSING_OUTCOME.to_string())
+                } else {
+                    j.outcome
+                },
                 open: j.open,
             }
         })
@@ -123,7 +127,10 @@ impl Default for Bootstrap {
     /// percentage point between seeds (Efron & Tibshirani 1993, §19.3 recommend ≥ 1,000 for
     /// percentile intervals).
     fn default() -> Self {
-        Self { resamples: 2000, seed: 0x6D65_6476_7161 }
+        Self {
+            resamples: 2000,
+            seed: 0x6D65_6476_7161,
+        }
     }
 }
 
@@ -131,14 +138,20 @@ impl Bootstrap {
     /// 95 % percentile interval `[lo, hi]` of the mean of `values`; `None` when empty.
     /// Each resample draws `values.len()` items with replacement.
     pub fn ci95(&self, values: &[f64]) -> Option<[f64; 2]> {
-        self.ci95_of(values.len(), |idx| Some(idx.iter().map(|&i| values[i]).sum::<f64>() / idx.len() as f64))
+        self.ci95_of(values.len(), |idx| {
+            Some(idx.iter().map(|&i| values[i]).sum::<f64>() / idx.len() as f64)
+        })
     }
 
     /// 95 % percentile interval of any statistic of `n` items: each resample draws `n` indices
     /// in `0..n` with replacement and `stat` computes the statistic on them. A resample whose
     /// statistic is undefined (`None`, e.g. no closed question drawn) is left out. `None` when
     /// `n` is 0 or no resample is defined.
-    pub fn ci95_of(&self, n: usize, mut stat: impl FnMut(&[usize]) -> Option<f64>) -> Option<[f64; 2]> {
+    pub fn ci95_of(
+        &self,
+        n: usize,
+        mut stat: impl FnMut(&[usize]) -> Option<f64>,
+    ) -> Option<[f64; 2]> {
         if n == 0 {
             return None;
         }
@@ -155,7 +168,10 @@ impl Bootstrap {
             return None;
         }
         stats.sort_by(f64::total_cmp);
-        Some([quantile_sorted(&stats, 0.025), quantile_sorted(&stats, 0.975)])
+        Some([
+            quantile_sorted(&stats, 0.025),
+            quantile_sorted(&stats, 0.975),
+        ])
     }
 
     /// 95 % paired percentile interval of `mean(b) - mean(a)`: each resample draws the same
@@ -335,13 +351,28 @@ struct Aggregator<'a> {
 }
 
 impl<'a> Aggregator<'a> {
-    fn new(protocol: &'a dyn Protocol, items: Vec<(&'a Question, Judgement)>, boot: Bootstrap) -> Self {
-        let shares = items.iter().map(|(q, j)| Share::of(&protocol.aggregate(&[(q, j)]))).collect();
-        Aggregator { protocol, items, shares, boot, done: RefCell::default() }
+    fn new(
+        protocol: &'a dyn Protocol,
+        items: Vec<(&'a Question, Judgement)>,
+        boot: Bootstrap,
+    ) -> Self {
+        let shares = items
+            .iter()
+            .map(|(q, j)| Share::of(&protocol.aggregate(&[(q, j)])))
+            .collect();
+        Aggregator {
+            protocol,
+            items,
+            shares,
+            boot,
+            done: RefCell::default(),
+        }
     }
 
     fn aggregate(&self, members: impl Iterator<Item = usize>) -> ProtocolAggregate {
-        let items: Vec<(&Question, &Judgement)> = members.map(|i| (self.items[i].0, &self.items[i].1)).collect();
+        let items: Vec<(&Question, &Judgement)> = members
+            .map(|i| (self.items[i].0, &self.items[i].1))
+            .collect();
         self.protocol.aggregate(&items)
     }
 
@@ -364,7 +395,12 @@ impl<'a> Aggregator<'a> {
         ci
     }
 
-    fn ci95_uncached(&self, members: &[usize], whole: &ProtocolAggregate, stat: Stat) -> Option<[f64; 2]> {
+    fn ci95_uncached(
+        &self,
+        members: &[usize],
+        whole: &ProtocolAggregate,
+        stat: Stat,
+    ) -> Option<[f64; 2]> {
         let mut total = Share::default();
         for &i in members {
             total.add(&self.shares[i]);
@@ -376,7 +412,9 @@ impl<'a> Aggregator<'a> {
         };
         let decomposes = total.n == whole.n as f64
             && total.closed == whole.closed_n as f64
-            && [Stat::Overall, Stat::Closed].iter().all(|s| same(s.of_shares(&total), s.of_aggregate(whole)));
+            && [Stat::Overall, Stat::Closed]
+                .iter()
+                .all(|s| same(s.of_shares(&total), s.of_aggregate(whole)));
         if decomposes {
             self.boot.ci95_of(members.len(), |draw| {
                 let mut t = Share::default();
@@ -386,7 +424,9 @@ impl<'a> Aggregator<'a> {
                 stat.of_shares(&t)
             })
         } else {
-            self.boot.ci95_of(members.len(), |draw| stat.of_aggregate(&self.aggregate(draw.iter().map(|&k| members[k]))))
+            self.boot.ci95_of(members.len(), |draw| {
+                stat.of_aggregate(&self.aggregate(draw.iter().map(|&k| members[k])))
+            })
         }
     }
 
@@ -402,13 +442,22 @@ impl<'a> Aggregator<'a> {
     }
 
     /// Groups by a label (missing labels under [`UNKNOWN_LABEL`]) and summarises each.
-    fn breakdown(&self, results: &[QuestionResult], label: impl Fn(&QuestionResult) -> Option<String>) -> BTreeMap<String, GroupSummary> {
+    fn breakdown(
+        &self,
+        results: &[QuestionResult],
+        label: impl Fn(&QuestionResult) -> Option<String>,
+    ) -> BTreeMap<String, GroupSummary> {
         let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, r) in results.iter().enumerate() {
-            let key = label(r).filter(|s| !s.trim().is_empty()).unwrap_or_else(|| UNKNOWN_LABEL.into());
+            let key = label(r)
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| UNKNOWN_LABEL.into());
             groups.entry(key).or_default().push(i);
         }
-        groups.into_iter().map(|(k, members)| (k, self.group(&members))).collect()
+        groups
+            .into_iter()
+            .map(|(k, members)| (k, self.group(&members)))
+            .collect()
     }
 }
 
@@ -435,10 +484,19 @@ pub fn summarize(
     boot: &Bootstrap,
 ) -> Summary {
     assert!(
-        questions.len() == results.len() && questions.iter().zip(results).all(|(q, r)| q.id == r.id),
+        questions.len() == results.len()
+            && questions.iter().zip(results).all(|(q, r)| q.id == r.id),
         "summarize: results must be the judgements of questions, in order"
     );
-    let agg = Aggregator::new(protocol, questions.iter().zip(results).map(|(q, r)| (q, judgement_of(r))).collect(), *boot);
+    let agg = Aggregator::new(
+        protocol,
+        questions
+            .iter()
+            .zip(results)
+            .map(|(q, r)| (q, judgement_of(r)))
+            .collect(),
+        *boot,
+    );
     let all: Vec<usize> = (0..results.len()).collect();
     let whole = agg.aggregate(all.iter().copied());
     let (closed_n, open_n) = (whole.closed_n, whole.open_n);
@@ -457,7 +515,11 @@ pub fn summarize(
         closed: AccuracySummary {
             n: closed_n,
             accuracy: Stat::Closed.of_aggregate(&whole),
-            ci95: if closed_n > 0 { agg.ci95(&all, &whole, Stat::Closed) } else { None },
+            ci95: if closed_n > 0 {
+                agg.ci95(&all, &whole, Stat::Closed)
+            } else {
+                None
+            },
         },
         open: {
             let some = |v: f64| (open_n > 0).then_some(v);
@@ -522,7 +584,10 @@ pub(crate) mod tests_support {
             "exact"
         }
         fn judge(&self, q: &Question, prediction: &str) -> Judgement {
-            let (g, p) = (q.answer.trim().to_lowercase(), prediction.trim().to_lowercase());
+            let (g, p) = (
+                q.answer.trim().to_lowercase(),
+                prediction.trim().to_lowercase(),
+            );
             Judgement {
                 correct: g == p,
                 score: f64::from(u8::from(g == p)),
@@ -596,8 +661,10 @@ pub(crate) mod tests {
     #[test]
     fn quantile_matches_numpy_reference() {
         // np.percentile from tools/eval_reference/make_reference.py (numpy 2.1.3).
-        let r: serde_json::Value =
-            serde_json::from_str(include_str!("../../../tools/eval_reference/stats_reference.json")).unwrap();
+        let r: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../tools/eval_reference/stats_reference.json"
+        ))
+        .unwrap();
         let cases = r["percentile_linear"].as_array().unwrap();
         assert_eq!(cases.len(), 5);
         for c in cases {
@@ -613,7 +680,9 @@ pub(crate) mod tests {
 
     #[test]
     fn bootstrap_is_seeded_and_deterministic() {
-        let values: Vec<f64> = (0..200).map(|i| if i % 3 == 0 { 0.0 } else { 1.0 }).collect();
+        let values: Vec<f64> = (0..200)
+            .map(|i| if i % 3 == 0 { 0.0 } else { 1.0 })
+            .collect();
         let b = Bootstrap::default();
         let first = b.ci95(&values).unwrap();
         assert_eq!(first, b.ci95(&values).unwrap());
@@ -634,7 +703,10 @@ pub(crate) mod tests {
         assert_eq!(b.ci95(&[1.0; 10]), Some([1.0, 1.0]));
         assert_eq!(b.ci95(&[0.0]), Some([0.0, 0.0]));
         assert_eq!(b.paired_diff_ci95(&[1.0], &[1.0, 0.0]), None);
-        assert_eq!(b.paired_diff_ci95(&[1.0, 0.0], &[1.0, 0.0]), Some([0.0, 0.0]));
+        assert_eq!(
+            b.paired_diff_ci95(&[1.0, 0.0], &[1.0, 0.0]),
+            Some([0.0, 0.0])
+        );
     }
 
     #[test]
@@ -664,10 +736,24 @@ pub(crate) mod tests {
         assert_eq!(s.open.recall, Some((1.0 + 0.25 + 0.25) / 3.0));
         assert_eq!(s.open.precision, Some(0.5));
         let xray = &s.by_modality["X-Ray"];
-        assert_eq!((xray.n, xray.accuracy, xray.closed_accuracy, xray.open_recall), (2, Some(0.5), Some(0.5), None));
+        assert_eq!(
+            (
+                xray.n,
+                xray.accuracy,
+                xray.closed_accuracy,
+                xray.open_recall
+            ),
+            (2, Some(0.5), Some(0.5), None)
+        );
         let ct = &s.by_modality["CT"];
-        assert_eq!((ct.n, ct.closed_accuracy, ct.open_recall), (2, None, Some(0.625)));
-        assert_eq!(s.by_modality[UNKNOWN_LABEL].n, 1, "an empty label counts as unknown");
+        assert_eq!(
+            (ct.n, ct.closed_accuracy, ct.open_recall),
+            (2, None, Some(0.625))
+        );
+        assert_eq!(
+            s.by_modality[UNKNOWN_LABEL].n, 1,
+            "an empty label counts as unknown"
+        );
         assert_eq!(s.by_body_system[UNKNOWN_LABEL].n, 5);
         assert_eq!(s.by_body_system_native["CHEST"].n, 5);
         assert_eq!(s.by_answer_type["open"].n, 3);
@@ -679,22 +765,53 @@ pub(crate) mod tests {
     #[test]
     fn summary_json_has_every_key_of_the_issue() {
         let results = vec![result("1", AnswerType::Closed, true, "CT")];
-        let info = RunInfo { dataset: "d".into(), split: "test".into(), lang: None, protocol: "p".into(), model: None };
+        let info = RunInfo {
+            dataset: "d".into(),
+            split: "test".into(),
+            lang: None,
+            protocol: "p".into(),
+            model: None,
+        };
         let v = serde_json::to_value(summarize_results(&info, &results)).unwrap();
-        for key in ["dataset", "split", "protocol", "n", "overall", "closed", "open", "by_modality",
-            "by_body_system", "by_question_type", "by_answer_type"] {
+        for key in [
+            "dataset",
+            "split",
+            "protocol",
+            "n",
+            "overall",
+            "closed",
+            "open",
+            "by_modality",
+            "by_body_system",
+            "by_question_type",
+            "by_answer_type",
+        ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }
         for key in ["n", "accuracy", "ci95"] {
-            assert!(v["overall"].get(key).is_some() && v["closed"].get(key).is_some(), "{key}");
+            assert!(
+                v["overall"].get(key).is_some() && v["closed"].get(key).is_some(),
+                "{key}"
+            );
         }
-        for key in ["n", "accuracy", "exact_match", "precision", "recall", "f1", "bleu1"] {
+        for key in [
+            "n",
+            "accuracy",
+            "exact_match",
+            "precision",
+            "recall",
+            "f1",
+            "bleu1",
+        ] {
             assert!(v["open"].get(key).is_some(), "open.{key}");
         }
         for key in ["n", "accuracy", "ci95", "closed_accuracy", "open_recall"] {
             assert!(v["by_modality"]["CT"].get(key).is_some(), "group {key}");
         }
-        assert!(v["open"]["accuracy"].is_null(), "no open questions → null, not 0");
+        assert!(
+            v["open"]["accuracy"].is_null(),
+            "no open questions → null, not 0"
+        );
     }
 
     /// Counts a question as closed when its gold answer is yes/no (MedEvalKit's rule), whatever
@@ -709,7 +826,9 @@ pub(crate) mod tests {
             Exact.judge(q, prediction)
         }
         fn aggregate(&self, items: &[(&Question, &Judgement)]) -> ProtocolAggregate {
-            let mut a = ProtocolAggregate::partitioned(items, |q, _| !matches!(q.answer.as_str(), "yes" | "no"));
+            let mut a = ProtocolAggregate::partitioned(items, |q, _| {
+                !matches!(q.answer.as_str(), "yes" | "no")
+            });
             a.extra.insert("marker".into(), 7.0);
             a
         }
@@ -724,8 +843,20 @@ pub(crate) mod tests {
         ];
         results[2].gold = "left lung".into();
         let questions: Vec<Question> = results.iter().map(question_of).collect();
-        let info = RunInfo { dataset: "d".into(), split: "test".into(), lang: None, protocol: "gold-decides".into(), model: None };
-        let s = summarize(&info, &questions, &results, &GoldDecidesClosed, &Bootstrap::default());
+        let info = RunInfo {
+            dataset: "d".into(),
+            split: "test".into(),
+            lang: None,
+            protocol: "gold-decides".into(),
+            model: None,
+        };
+        let s = summarize(
+            &info,
+            &questions,
+            &results,
+            &GoldDecidesClosed,
+            &Bootstrap::default(),
+        );
         // Gold "yes" makes question 2 closed for this protocol although the dataset says open.
         assert_eq!((s.closed.n, s.closed.accuracy), (2, Some(0.5)));
         assert_eq!((s.open.n, s.open.accuracy), (1, Some(1.0)));
@@ -736,11 +867,21 @@ pub(crate) mod tests {
     #[test]
     fn bootstrap_of_the_default_aggregate_equals_bootstrap_of_the_mean() {
         // Same seed, same draws: resampling the aggregate or the 0/1 vector must agree exactly.
-        let results: Vec<QuestionResult> =
-            (0..57).map(|i| result(&i.to_string(), AnswerType::Closed, i % 4 != 0, "CT")).collect();
-        let info = RunInfo { dataset: "d".into(), split: "test".into(), lang: None, protocol: "exact".into(), model: None };
+        let results: Vec<QuestionResult> = (0..57)
+            .map(|i| result(&i.to_string(), AnswerType::Closed, i % 4 != 0, "CT"))
+            .collect();
+        let info = RunInfo {
+            dataset: "d".into(),
+            split: "test".into(),
+            lang: None,
+            protocol: "exact".into(),
+            model: None,
+        };
         let s = summarize_results(&info, &results);
-        let flags: Vec<f64> = results.iter().map(|r| f64::from(u8::from(r.correct))).collect();
+        let flags: Vec<f64> = results
+            .iter()
+            .map(|r| f64::from(u8::from(r.correct)))
+            .collect();
         assert_eq!(s.overall.ci95, Bootstrap::default().ci95(&flags));
         assert_eq!(s.closed.ci95, s.overall.ci95);
     }
@@ -760,7 +901,9 @@ pub(crate) mod tests {
             let mut a = ProtocolAggregate::by_answer_type(items);
             let mut by: BTreeMap<&str, bool> = BTreeMap::new();
             for (q, j) in items {
-                let e = by.entry(q.modality.as_deref().unwrap_or("")).or_insert(true);
+                let e = by
+                    .entry(q.modality.as_deref().unwrap_or(""))
+                    .or_insert(true);
                 *e &= j.correct;
             }
             a.overall = by.values().filter(|&&v| v).count() as f64 / by.len().max(1) as f64;
@@ -771,30 +914,54 @@ pub(crate) mod tests {
     #[test]
     fn a_non_mean_aggregate_is_bootstrapped_through_the_protocol() {
         let results: Vec<QuestionResult> = (0..40)
-            .map(|i| result(&i.to_string(), AnswerType::Closed, i % 5 != 0, ["CT", "MRI", "US", "PET"][i % 4]))
+            .map(|i| {
+                result(
+                    &i.to_string(),
+                    AnswerType::Closed,
+                    i % 5 != 0,
+                    ["CT", "MRI", "US", "PET"][i % 4],
+                )
+            })
             .collect();
         let questions: Vec<Question> = results.iter().map(question_of).collect();
-        let info = RunInfo { dataset: "d".into(), split: "test".into(), lang: None, protocol: "x".into(), model: None };
-        let boot = Bootstrap { resamples: 300, seed: 3 };
+        let info = RunInfo {
+            dataset: "d".into(),
+            split: "test".into(),
+            lang: None,
+            protocol: "x".into(),
+            model: None,
+        };
+        let boot = Bootstrap {
+            resamples: 300,
+            seed: 3,
+        };
         let s = summarize(&info, &questions, &results, &AllOfModality, &boot);
         // i % 5 == 0 hits every residue mod 4 within 0..40: no modality is all correct.
         assert_eq!(s.overall.accuracy, Some(0.0));
         // Computed the slow way by hand: the protocol's aggregate of every resample.
-        let items: Vec<(&Question, Judgement)> = questions.iter().zip(&results).map(|(q, r)| (q, judgement_of(r))).collect();
+        let items: Vec<(&Question, Judgement)> = questions
+            .iter()
+            .zip(&results)
+            .map(|(q, r)| (q, judgement_of(r)))
+            .collect();
         let want = boot.ci95_of(40, |draw| {
-            let v: Vec<(&Question, &Judgement)> = draw.iter().map(|&k| (items[k].0, &items[k].1)).collect();
+            let v: Vec<(&Question, &Judgement)> =
+                draw.iter().map(|&k| (items[k].0, &items[k].1)).collect();
             Some(AllOfModality.aggregate(&v).overall)
         });
         assert_eq!(s.overall.ci95, want);
         // Its closed accuracy is still a per-question mean: the fast path must give the same
         // interval as resampling through the protocol.
         let slow_closed = boot.ci95_of(40, |draw| {
-            let v: Vec<(&Question, &Judgement)> = draw.iter().map(|&k| (items[k].0, &items[k].1)).collect();
+            let v: Vec<(&Question, &Judgement)> =
+                draw.iter().map(|&k| (items[k].0, &items[k].1)).collect();
             let a = AllOfModality.aggregate(&v);
             (a.closed_n > 0).then_some(a.closed_accuracy)
         });
         assert!(slow_closed.is_some());
-        let Some([lo, hi]) = s.closed.ci95 else { panic!("closed ci") };
+        let Some([lo, hi]) = s.closed.ci95 else {
+            panic!("closed ci")
+        };
         let [slo, shi] = slow_closed.unwrap();
         assert!((lo - slo).abs() < 1e-12 && (hi - shi).abs() < 1e-12);
     }
