@@ -1,0 +1,68 @@
+//! The README's main command on the bundled sample study: what `tools/sample/make_sample.py`
+//! put in must come out (geometry, HU, ordering, MONOCHROME1 handling).
+
+use std::path::Path;
+use std::process::Command;
+
+use medvqa_ingest::npy::read_f32;
+
+fn ingest(stage: &str, out: &Path) -> std::process::Output {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/sample");
+    Command::new(env!("CARGO_BIN_EXE_medvqa"))
+        .args(["ingest"])
+        .arg(&sample)
+        .arg("--out")
+        .arg(out)
+        .args(["--stage", stage])
+        .output()
+        .expect("run medvqa")
+}
+
+fn sidecar(dir: &Path, name: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.json"))).unwrap()).unwrap()
+}
+
+const SERIES: &str = "series_1.2.826.0.1.3680043.10.1561.1.1";
+
+#[test]
+fn sample_ct_comes_out_in_hu_sorted_along_the_normal() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ingest("modality", dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = sidecar(dir.path(), SERIES);
+    assert_eq!(s["kind"], "volume");
+    assert_eq!(s["shape"], serde_json::json!([12, 64, 64]));
+    assert_eq!(s["spacing"], serde_json::json!([2.5, 0.7, 0.7]));
+    assert_eq!(s["origin"][2], -100.0, "first slice is the most inferior");
+    assert_eq!(s["direction"][2], serde_json::json!([0.0, 0.0, 1.0]));
+    let (shape, v) = read_f32(&dir.path().join(format!("{SERIES}.npy"))).unwrap();
+    assert_eq!(shape, vec![12, 64, 64]);
+    let at = |k: usize, j: usize, i: usize| v[(k * 64 + j) * 64 + i];
+    // make_sample.py: nodule (30 HU) centred on slice 6 in the right lung (column 31.5 - 12),
+    // lungs -850, air -1000 at the corner, spine 700.
+    assert_eq!(at(6, 32, 20), 30.0);
+    assert_eq!(at(0, 32, 20), -850.0);
+    assert_eq!(at(6, 0, 0), -1000.0);
+    assert_eq!(at(6, 47, 32), 700.0);
+}
+
+#[test]
+fn sample_display_stage_uses_the_files_windows_and_inverts_monochrome1() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ingest("display", dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = sidecar(dir.path(), SERIES);
+    assert_eq!(s["window"], serde_json::json!({"center": -600.0, "width": 1500.0, "function": "LINEAR"}));
+    let cr = sidecar(dir.path(), "chest_cr");
+    assert_eq!(cr["photometric"], "MONOCHROME1");
+    let (shape, v) = read_f32(&dir.path().join("chest_cr.npy")).unwrap();
+    assert_eq!(shape, vec![96, 64]);
+    assert!(v.iter().all(|x| (0.0..=1.0).contains(x)));
+    // Air beside the body attenuates least: MONOCHROME1 stores it high, display shows it dark.
+    let corner = v[0];
+    let centre = v[48 * 64 + 32];
+    assert!(corner < 0.1 && centre > corner + 0.3, "corner {corner} centre {centre}");
+    // Running again into the same folder is refused rather than overwriting.
+    let again = ingest("display", dir.path());
+    assert_eq!(again.status.code(), Some(2));
+}
