@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use medvqa_eval::baselines::{baseline_by_name, BASELINE_NAMES};
+use medvqa_eval::baselines::{baseline_by_name, disjoint_training, BASELINE_NAMES};
 use medvqa_eval::compare::{compare, read_run, render_markdown, write_comparison};
 use medvqa_eval::datasets::{load_with_taxonomy, Dataset, Lang};
 use medvqa_eval::predictions::{read_predictions, PredictionFormat};
@@ -210,8 +210,14 @@ pub fn eval(args: EvalArgs) -> i32 {
         let (dataset, lang, annotations) =
             (loaded.dataset, loaded.lang, args.data.annotations.clone());
         let taxonomy = &loaded.taxonomy;
+        let evaluated = &loaded.questions;
         let mut answerer = baseline_by_name(&args.model, || {
-            load_with_taxonomy(dataset, &annotations, "train", lang, taxonomy)
+            let train = load_with_taxonomy(dataset, &annotations, "train", lang, taxonomy)?;
+            let (train, dropped) = disjoint_training(train, evaluated);
+            if dropped > 0 {
+                eprintln!("warning: {dropped} evaluated questions are also in the training split; left out of training");
+            }
+            Ok(train)
         })
         .with_context(|| {
             format!(

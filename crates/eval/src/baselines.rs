@@ -158,6 +158,20 @@ impl Answerer for YesBaseline {
     }
 }
 
+/// Drops from `train` every question that is also evaluated (same id): a JSONL set whose rows
+/// carry no `split` puts every row in every split, and a majority learnt on the test answers
+/// is no floor. Returns the remaining questions and how many were dropped.
+pub fn disjoint_training(train: Vec<Question>, evaluated: &[Question]) -> (Vec<Question>, usize) {
+    let ids: std::collections::HashSet<&str> = evaluated.iter().map(|q| q.id.as_str()).collect();
+    let before = train.len();
+    let kept: Vec<Question> = train
+        .into_iter()
+        .filter(|q| !ids.contains(q.id.as_str()))
+        .collect();
+    let dropped = before - kept.len();
+    (kept, dropped)
+}
+
 /// The baseline named `name`. `training` is called only for `baseline:majority`, to load the
 /// dataset's training split.
 pub fn baseline_by_name(
@@ -233,6 +247,16 @@ mod tests {
             "A",
             "no option seen in training: first option"
         );
+    }
+
+    #[test]
+    fn evaluated_questions_never_train_the_majority() {
+        let mut a = q(None, AnswerType::Closed, "yes");
+        a.id = "a".into();
+        let mut b = a.clone();
+        b.id = "b".into();
+        let (kept, dropped) = disjoint_training(vec![a.clone(), b], &[a]);
+        assert_eq!((kept.len(), dropped, kept[0].id.as_str()), (1, 1, "b"));
     }
 
     #[test]
