@@ -914,3 +914,78 @@ fn written_npy_reads_back_with_the_sidecar_shape() {
     assert_eq!(json["shape"], serde_json::json!([1, 3]));
     assert_eq!(json["kind"], "image");
 }
+
+// ---------------------------------------------------------------------------------------------
+// More orientations and encodings
+
+#[test]
+fn feet_first_normal_orders_slices_by_decreasing_z() {
+    // Row (1,0,0), column (0,-1,0): n = r × c = (0, 0, -1). "Ascending along n" is descending
+    // z, and the origin is the slice with the highest z.
+    let flipped = [1.0, 0.0, 0.0, 0.0, -1.0, 0.0];
+    let v = series_volume(&z(&[0.0, 2.0, 4.0]), flipped);
+    assert_eq!(v.sidecar.direction.unwrap()[2], [0.0, 0.0, -1.0]);
+    assert_eq!(v.sidecar.origin, Some([0.0, 0.0, 4.0]));
+    assert_eq!(v.sidecar.spacing.as_ref().unwrap()[0], Some(2.0));
+    // Slice q (file order, z = 2q) holds 10q + pixel: output is q = 2, 1, 0.
+    assert_values(&v, &[20.0, 21.0, 22.0, 23.0, 10.0, 11.0, 12.0, 13.0, 0.0, 1.0, 2.0, 3.0], 0.0);
+}
+
+#[test]
+fn voi_lut_first_mapped_value_is_signed_after_a_negative_intercept() {
+    // The VOI LUT input is the Modality LUT output (PS3.3 C.11.2.1.1); with intercept -1024 it
+    // is signed, so the descriptor's 64512 means -1024.
+    let obj = pixels16(
+        ct(1, 4, 16, false)
+            .ds(tags::RESCALE_SLOPE, &[1.0])
+            .ds(tags::RESCALE_INTERCEPT, &[-1024.0])
+            .seq(tags::VOILUT_SEQUENCE, vec![lut_item([3, 64512, 16], &[0, 30000, 65535])]),
+        &[0, 1, 2, 500],
+    );
+    let item = single(&obj, EXPLICIT_LE, &display());
+    assert_values(&item, &[0.0, 30000.0 / 65535.0, 1.0, 1.0], 1e-7);
+}
+
+#[test]
+fn monochrome1_with_the_file_window() {
+    // c = 50, w = 101 (LINEAR): band (-0.5, 99.5], y = (x - 49.5) / 100 + 0.5, then 1 - y:
+    // 0 → 1 - 0.005, 25 → 1 - 0.255, 75 → 1 - 0.755, 200 → 1 - 1.
+    let obj = pixels16(
+        image(SECONDARY_CAPTURE_STORAGE, "CR", 1, 4, 16, 16, false)
+            .text(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME1")
+            .ds(tags::WINDOW_CENTER, &[50.0])
+            .ds(tags::WINDOW_WIDTH, &[101.0]),
+        &[0, 25, 75, 200],
+    );
+    let item = single(&obj, EXPLICIT_LE, &display());
+    assert_values(&item, &[0.995, 0.745, 0.245, 0.0], 1e-7);
+}
+
+#[test]
+fn float_pixel_data_in_big_endian_and_implicit_raw() {
+    let f = [-1.5f32, 0.0, 2.25, 1.0e6];
+    let obj = Obj::new()
+        .text(tags::SOP_CLASS_UID, VR::UI, "1.2.840.10008.5.1.4.1.1.30")
+        .text(tags::SOP_INSTANCE_UID, VR::UI, &uid())
+        .text(tags::SERIES_INSTANCE_UID, VR::UI, &uid())
+        .us(tags::SAMPLES_PER_PIXEL, &[1])
+        .text(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2")
+        .us(tags::ROWS, &[2])
+        .us(tags::COLUMNS, &[2])
+        .us(tags::BITS_ALLOCATED, &[32])
+        .elem(tags::FLOAT_PIXEL_DATA, VR::OF, PrimitiveValue::F32(f.iter().copied().collect()));
+    assert_values(&single(&obj, EXPLICIT_BE, &modality()), &f.map(|v| v as f64), 0.0);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("float_raw");
+    obj.write_raw(&p, IMPLICIT_LE);
+    assert_values(&single_file(&p, &modality()), &f.map(|v| v as f64), 0.0);
+}
+
+#[test]
+fn deflated_explicit_little_endian() {
+    // 1.2.840.10008.1.2.1.99: the data set after the meta is zlib-deflated (PS3.5 A.5).
+    let hu = [-1000i16, 0, 1, 3000];
+    let obj = hu_image(&hu);
+    let item = single(&obj, "1.2.840.10008.1.2.1.99", &modality());
+    assert_values(&item, &hu.map(|v| v as f64), 0.0);
+}
