@@ -48,6 +48,14 @@ pub struct IngestArgs {
     /// Model stage: zero-pad images to square before resizing (MedSigLIP).
     #[arg(long)]
     pub pad_to_square: bool,
+    /// Resample volumes to this spacing in mm, "SLICE,ROW,COL" (trilinear; output grid keeps the
+    /// origin and covers the same extent).
+    #[arg(long, value_name = "S,R,C")]
+    pub resample: Option<String>,
+    /// Reorient volumes by permuting/flipping axes to an orientation code: the directions the
+    /// column, row and slice indices grow towards, e.g. LPS (DICOM axial) or RAS.
+    #[arg(long, value_name = "CODE")]
+    pub reorient: Option<String>,
     /// Replace outputs that already exist in --out (refused by default).
     #[arg(long)]
     pub overwrite: bool,
@@ -85,9 +93,23 @@ fn run_inner(args: IngestArgs) -> anyhow::Result<i32> {
         (_, None, None) => None,
         _ => anyhow::bail!("--model / --size only apply to --stage model"),
     };
+    let resample = args
+        .resample
+        .as_deref()
+        .map(|s| -> anyhow::Result<[f64; 3]> {
+            let v: Vec<f64> = s.split(',').map(|x| x.trim().parse::<f64>()).collect::<Result<_, _>>()
+                .map_err(|_| anyhow::anyhow!("--resample {s:?}: expected three numbers S,R,C"))?;
+            match v.as_slice() {
+                [a, b, c] if v.iter().all(|x| x.is_finite() && *x > 0.0) => Ok([*a, *b, *c]),
+                _ => anyhow::bail!("--resample {s:?}: expected three positive numbers S,R,C"),
+            }
+        })
+        .transpose()?;
     let opts = Options {
         stage,
         window,
+        resample,
+        reorient: args.reorient.clone(),
         max_samples: args.max_samples,
         model: model.map(|target| ModelStage {
             target,
@@ -135,7 +157,16 @@ fn run_inner(args: IngestArgs) -> anyhow::Result<i32> {
         if plan.skipped > 0 { format!(", {} non-image file(s) passed over", plan.skipped) } else { String::new() }
     );
     plan.jobs.par_iter().zip(names.par_iter()).for_each(|(job, name)| {
-        match pipeline::run_job(job, name, &opts) {
+        // Last line of defence: a bug that panics on one unit must not take the batch down.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline::run_job(job, name, &opts)))
+            .unwrap_or_else(|_| {
+                Err(job
+                    .sources()
+                    .into_iter()
+                    .map(|s| pipeline::Failure { error: format!("{}: internal error while ingesting (a bug: please report it with this file)", s.display()), source: s })
+                    .collect())
+            });
+        match result {
             Ok(items) => {
                 for item in items {
                     match pipeline::write_item(&args.out, &item) {

@@ -66,3 +66,34 @@ fn sample_display_stage_uses_the_files_windows_and_inverts_monochrome1() {
     let again = ingest("display", dir.path());
     assert_eq!(again.status.code(), Some(2));
 }
+
+#[test]
+fn sample_ct_resamples_and_reorients_keeping_patient_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/sample/ct");
+    let out = Command::new(env!("CARGO_BIN_EXE_medvqa"))
+        .arg("ingest")
+        .arg(&sample)
+        .arg("--out")
+        .arg(dir.path())
+        .args(["--resample", "1.25,1.4,1.4", "--reorient", "RAS"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = sidecar(dir.path(), SERIES);
+    // (12-1)*2.5/1.25 + 1 = 23 slices; (64-1)*0.7/1.4 + 1 = 32.5 → 32 rows and columns.
+    assert_eq!(s["shape"], serde_json::json!([23, 32, 32]));
+    assert_eq!(s["spacing"], serde_json::json!([1.25, 1.4, 1.4]));
+    // RAS: columns now grow towards the patient's right (-x), rows anterior (-y); the first
+    // voxel is the old last column/row, at +22.05 mm.
+    assert_eq!(s["direction"][0][0], -1.0);
+    assert_eq!(s["direction"][1][1], -1.0);
+    assert!((s["origin"][0].as_f64().unwrap() - 22.05).abs() < 1e-9);
+    let (_, v) = read_f32(&dir.path().join(format!("{SERIES}.npy"))).unwrap();
+    // Slice 12 of the new grid is z = -100 + 12 * 1.25 = -85 mm = original slice 6, the
+    // nodule's centre slice. The nodule sits at x = -22.05 + 19.5 * 0.7 = -8.4 mm, y = 0: in the
+    // RAS grid column i lies at x = 22.05 - 1.4 i → i = 21.75, row j at y = 22.05 - 1.4 j → 15.75.
+    let at = |k: usize, j: usize, i: usize| v[(k * 32 + j) * 32 + i];
+    assert_eq!(at(12, 16, 21), 30.0);
+    assert_eq!(at(12, 16, 32 - 1 - 21), -850.0, "the mirror position is the other lung");
+}

@@ -41,6 +41,10 @@ pub struct Options {
     pub max_samples: u64,
     /// Where the model stage takes its parameters from, for [`Stage::Model`].
     pub model: Option<ModelStage>,
+    /// Resample volumes to this spacing `[slice, row, col]` mm (trilinear) before the stage.
+    pub resample: Option<[f64; 3]>,
+    /// Reorient volumes to this orientation code (e.g. "LPS", see `resample::reorient`).
+    pub reorient: Option<String>,
 }
 
 /// The model stage's settings: the target processor, options, and slice sampling for volumes.
@@ -59,6 +63,8 @@ impl Default for Options {
             window: None,
             max_samples: DEFAULT_MAX_SAMPLES,
             model: None,
+            resample: None,
+            reorient: None,
         }
     }
 }
@@ -692,6 +698,9 @@ fn raster_item(p: &Path, name: &str, opts: &Options) -> Result<Item> {
 /// passes the display stage first and enters the processor as [0, 1].
 fn finish_stage(mut item: Item, opts: &Options) -> Result<Item> {
     use crate::model_input::{model_pipeline, ItemValues};
+    if item.sidecar.kind == ItemKind::Volume && (opts.resample.is_some() || opts.reorient.is_some()) {
+        regrid(&mut item, opts.resample, opts.reorient.as_deref())?;
+    }
     let colour = item.sidecar.photometric.as_deref() == Some("RGB");
     let stack = matches!(item.sidecar.kind, ItemKind::Volume | ItemKind::Frames);
     let model_values = match opts.stage {
@@ -734,6 +743,41 @@ fn finish_stage(mut item: Item, opts: &Options) -> Result<Item> {
     }
     item.sidecar.shape = item.array.shape().to_vec();
     Ok(item)
+}
+
+/// Resamples and/or reorients a grayscale volume item in place, updating its geometry.
+fn regrid(item: &mut Item, spacing: Option<[f64; 3]>, code: Option<&str>) -> Result<()> {
+    let invalid = |reason: String| IngestError::Invalid {
+        what: item.name.clone(),
+        reason,
+    };
+    if item.array.ndim() != 3 {
+        return Err(invalid("resampling / reorienting handles grayscale volumes only".into()));
+    }
+    let sp = item.sidecar.spacing.clone().unwrap_or_default();
+    let (Some(origin), Some(direction), [Some(s0), Some(s1), Some(s2)]) = (item.sidecar.origin, item.sidecar.direction, sp.as_slice()) else {
+        return Err(invalid("volume has no complete geometry to resample or reorient".into()));
+    };
+    let shape = item.array.shape().to_vec();
+    let mut v = crate::Volume {
+        voxels: std::mem::take(&mut item.array)
+            .into_shape_with_order((shape[0], shape[1], shape[2]))
+            .map_err(|e| invalid(e.to_string()))?,
+        spacing: [*s0, *s1, *s2],
+        origin,
+        direction,
+    };
+    if let Some(code) = code {
+        v = crate::resample::reorient(&v, code)?;
+    }
+    if let Some(target) = spacing {
+        v = crate::resample::resample_to_spacing(&v, target)?;
+    }
+    item.sidecar.spacing = Some(v.spacing.iter().map(|s| Some(*s)).collect());
+    item.sidecar.origin = Some(v.origin);
+    item.sidecar.direction = Some(v.direction);
+    item.array = v.voxels.into_dyn();
+    Ok(())
 }
 
 /// The display stage (issue #2): the `--window` given, else the file's first window or VOI LUT,
