@@ -416,6 +416,36 @@ fn chromium() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Runs `cmd` with its output in files under `prefix` (a pipe could fill and stall the
+/// browser) and kills it after 120 s, so a hung browser fails the test instead of hanging it.
+fn within(cmd: &mut Command, prefix: &Path) -> Output {
+    let (out_path, err_path) = (
+        prefix.with_extension("stdout"),
+        prefix.with_extension("stderr"),
+    );
+    let mut child = cmd
+        .stdout(fs::File::create(&out_path).unwrap())
+        .stderr(fs::File::create(&err_path).unwrap())
+        .spawn()
+        .expect("start chromium");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed().as_secs() > 120 {
+            let _ = child.kill();
+            panic!("chromium did not finish within 120 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: fs::read(&out_path).unwrap(),
+        stderr: fs::read(&err_path).unwrap(),
+    }
+}
+
 /// Renders report.html in headless Chromium: the DOM must hold the charts, and the
 /// screenshot must show the bar colour, i.e. the SVG really painted.
 #[test]
@@ -484,12 +514,13 @@ fn report_html_renders_in_headless_chromium() {
         )])
         .collect()
     };
-    let dom = Command::new(&browser)
-        .args(flags("profile-dom"))
-        .arg("--dump-dom")
-        .arg(&url)
-        .output()
-        .expect("run chromium");
+    let dom = within(
+        Command::new(&browser)
+            .args(flags("profile-dom"))
+            .arg("--dump-dom")
+            .arg(&url),
+        &t.root.join("dom"),
+    );
     assert!(
         dom.status.success(),
         "chromium --dump-dom: {}",
@@ -520,13 +551,14 @@ fn report_html_renders_in_headless_chromium() {
     assert_eq!(dom.matches("<rect class=\"bar").count(), bars);
     assert_eq!(dom.matches("class=\"whisker\"").count(), bars);
 
-    let out = Command::new(&browser)
-        .args(flags("profile-shot"))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg("--window-size=1000,1800")
-        .arg(&url)
-        .output()
-        .expect("run chromium");
+    let out = within(
+        Command::new(&browser)
+            .args(flags("profile-shot"))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg("--window-size=1000,1800")
+            .arg(&url),
+        &t.root.join("shot"),
+    );
     assert!(
         out.status.success() && shot.is_file(),
         "chromium --screenshot: {}",
