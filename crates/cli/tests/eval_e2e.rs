@@ -163,6 +163,10 @@ fn tiny_score_eval_compare() {
         (Some("brain"), Some("liver"), Some(false))
     );
     assert!(q6["gold_normalized"].is_string() && q6["modality"] == "MRI");
+    assert_eq!(
+        q6["extra"]["dataset"], "jsonl",
+        "label columns travel with the result"
+    );
     let csv = fs::read_to_string(scored.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 7);
     assert!(csv.starts_with("id,question,images,gold,prediction,"));

@@ -482,6 +482,7 @@ mod tests {
             score: f64::from(u8::from(correct)),
             outcome: None,
             open: None,
+            extra: BTreeMap::new(),
         }
     }
 

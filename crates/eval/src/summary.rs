@@ -43,6 +43,10 @@ pub struct QuestionResult {
     /// predictions file had no answer for this question (scored as an empty answer).
     pub outcome: Option<String>,
     pub open: Option<OpenMetrics>,
+    /// The question's further label columns (dataset name, JSONL extra columns…), for custom
+    /// breakdowns.
+    #[serde(default)]
+    pub extra: BTreeMap<String, String>,
 }
 
 /// Outcome recorded for a question the predictions file did not answer.
@@ -84,6 +88,7 @@ pub fn judge_all(
                     j.outcome
                 },
                 open: j.open,
+                extra: q.extra.clone(),
             }
         })
         .collect()
@@ -572,7 +577,7 @@ pub(crate) mod tests_support {
             body_system: r.body_system.clone(),
             split: None,
             lang: None,
-            extra: Default::default(),
+            extra: r.extra.clone(),
         }
     }
 
@@ -635,6 +640,7 @@ pub(crate) mod tests {
                 f1: 0.4,
                 bleu1: 0.3,
             }),
+            extra: BTreeMap::new(),
         }
     }
 
