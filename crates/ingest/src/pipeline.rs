@@ -701,8 +701,10 @@ fn finish_stage(mut item: Item, opts: &Options) -> Result<Item> {
     if item.sidecar.kind == ItemKind::Volume && (opts.resample.is_some() || opts.reorient.is_some()) {
         regrid(&mut item, opts.resample, opts.reorient.as_deref())?;
     }
-    let colour = item.sidecar.photometric.as_deref() == Some("RGB");
     let stack = matches!(item.sidecar.kind, ItemKind::Volume | ItemKind::Frames);
+    // Colour is a trailing axis of 3, whatever the stored photometric interpretation (YBR_*
+    // and PALETTE COLOR arrive here converted to RGB but keep their name in the sidecar).
+    let colour = item.array.ndim() == if stack { 4 } else { 3 };
     let model_values = match opts.stage {
         Stage::Model => Some(
             if item.sidecar.modality.as_deref() == Some("CT") && !colour && opts.window.is_none() {

@@ -989,3 +989,31 @@ fn deflated_explicit_little_endian() {
     let item = single(&obj, "1.2.840.10008.1.2.1.99", &modality());
     assert_values(&item, &hu.map(|v| v as f64), 0.0);
 }
+
+#[test]
+fn a_window_never_applies_to_colour_images() {
+    // VOI windows are for grayscale (PS3.3 C.11.2 applies to MONOCHROME1/2 only; colour images
+    // bypass the Modality and VOI LUTs, PS3.4 N.2 / Figure N.2-1). A colour image in display
+    // stage maps its stored range to [0, 1] whatever --window says.
+    let windowed = Options {
+        window: Some(parse_window("100,20").unwrap()),
+        ..display()
+    };
+    let data = [100u8, 128, 128, 100, 138, 118, 250, 128, 250, 0, 0, 255];
+    let ybr = single(&pixels8(colour(2, 2, "YBR_FULL", 0), &data), EXPLICIT_LE, &windowed);
+    let modality_values = single(&pixels8(colour(2, 2, "YBR_FULL", 0), &data), EXPLICIT_LE, &modality());
+    assert!(ybr.sidecar.window.is_none(), "no window recorded for colour: {:?}", ybr.sidecar.window);
+    let expected: Vec<f64> = values(&modality_values).iter().map(|&v| v as f64 / 255.0).collect();
+    assert_values(&ybr, &expected, 1e-6);
+
+    let pal = pixels8(palette(1, 2, 8), &[0, 1])
+        .us(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, &[2, 0, 8])
+        .us(tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, &[2, 0, 8])
+        .us(tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, &[2, 0, 8])
+        .ow_bytes(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA, &[0, 255])
+        .ow_bytes(tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA, &[51, 102])
+        .ow_bytes(tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA, &[255, 0]);
+    let item = single(&pal, EXPLICIT_LE, &windowed);
+    assert!(item.sidecar.window.is_none(), "no window recorded for colour: {:?}", item.sidecar.window);
+    assert_values(&item, &[0.0, 0.2, 1.0, 1.0, 0.4, 0.0], 1e-6);
+}
