@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 #   chromium  - renders the HTML eval report in a real browser in a test
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "tools/test.sh: installing ${need[*]}"
