@@ -1017,3 +1017,22 @@ fn a_window_never_applies_to_colour_images() {
     assert!(item.sidecar.window.is_none(), "no window recorded for colour: {:?}", item.sidecar.window);
     assert_values(&item, &[0.0, 0.2, 1.0, 1.0, 0.4, 0.0], 1e-6);
 }
+
+#[test]
+fn rle_one_bit_frames_start_on_byte_boundaries() {
+    // RLE Lossless compresses each frame on its own (PS3.5 A.4.2, G.2), so a decoded 1-bit
+    // frame of 15 pixels is 2 bytes and the next frame starts at a byte boundary, unlike the
+    // continuous bit stream of native 1-bit data (PS3.5 8.1.1).
+    let f0 = [1u8, 0, 0, 1, 1, 0, 1, 0, 1, 0, 1, 1, 1, 0, 0];
+    let f1 = [0u8, 1, 1, 0, 0, 1, 0, 1, 0, 1, 0, 0, 0, 1, 1];
+    let pack = |bits: &[u8]| -> Vec<u8> {
+        bits.chunks(8).map(|c| c.iter().enumerate().fold(0u8, |acc, (i, &v)| acc | (v << i))).collect()
+    };
+    let obj = image(SECONDARY_CAPTURE_STORAGE, "OT", 3, 5, 1, 1, false)
+        .is(tags::NUMBER_OF_FRAMES, &[2])
+        .encapsulated(vec![rle_frame(&pack(&f0), 1, 1), rle_frame(&pack(&f1), 1, 1)]);
+    let item = single(&obj, RLE_LOSSLESS, &modality());
+    assert_eq!(item.array.shape(), &[2, 3, 5]);
+    let expected: Vec<f64> = f0.iter().chain(&f1).map(|&b| b as f64).collect();
+    assert_values(&item, &expected, 0.0);
+}

@@ -248,7 +248,14 @@ pub fn decode(
     } else {
         frame_pixels * pa.samples_per_pixel
     };
-    let total = samples_per_frame * pa.frames;
+    // Native 1-bit data is one continuous bit stream (PS3.5 8.1.1), but frames decompressed one
+    // by one (RLE, PS3.5 G.2) each start on a byte boundary.
+    let frame_stride = if pa.bits_allocated == 1 && !matches!(pixel.value(), Value::Primitive(_)) {
+        samples_per_frame.div_ceil(8) * 8
+    } else {
+        samples_per_frame
+    };
+    let total = frame_stride * pa.frames;
     let needed_bytes = (total as u64 * pa.bits_allocated as u64).div_ceil(8) as usize;
     check_len(path, raw.len(), needed_bytes)?;
     if raw.len() > needed_bytes + 1 && matches!(pixel.value(), Value::Primitive(_)) {
@@ -279,7 +286,7 @@ pub fn decode(
         for f in 0..pa.frames {
             let lut = frame_attrs.get(f).and_then(|a| a.modality_lut.as_ref());
             let out = &mut data[f * frame_pixels..(f + 1) * frame_pixels];
-            let base = f * samples_per_frame;
+            let base = f * frame_stride;
             match lut {
                 Some(crate::lut::ModalityLut::Rescale(r)) => {
                     let (s, i) = (r.slope, r.intercept);
@@ -306,7 +313,7 @@ pub fn decode(
         let bits = pa.bits_stored;
         color_max = Some(((1u64 << bits) - 1) as f64);
         for f in 0..pa.frames {
-            let base = f * samples_per_frame;
+            let base = f * frame_stride;
             let out = &mut data[f * frame_pixels * 3..(f + 1) * frame_pixels * 3];
             for p in 0..frame_pixels {
                 let (a, b, c) = if subsampled_422 {
