@@ -103,7 +103,9 @@ def randomize(model, tag):
                 v = 0.1 * torch.randn(p.shape, generator=g)
             elif "norm" in name and name.endswith("weight"):
                 v = 1.0 + 0.1 * torch.randn(p.shape, generator=g)
-            elif p.dim() >= 2 and "embedding.weight" not in name:
+            elif p.dim() >= 2 and not name.endswith(("position_embedding.weight",
+                                                      "token_embedding.weight")):
+                # linear layers, the patch-embedding convolution, the head's in_proj
                 fan_in = math.prod(p.shape[1:])
                 v = torch.randn(p.shape, generator=g) / math.sqrt(fan_in)
             elif name in ("logit_scale", "logit_bias"):
@@ -471,7 +473,7 @@ def build_big(out):
     if out.exists():
         shutil.rmtree(out)
     m.save_pretrained(out, safe_serialization=True)
-    processors()["siglip_224like"].__class__(
+    SiglipImageProcessor(
         do_resize=True, size={"height": 224, "width": 224}, resample=3, do_rescale=True,
         rescale_factor=1 / 255, do_normalize=True, image_mean=SIGLIP_MEAN_STD[0],
         image_std=SIGLIP_MEAN_STD[1], do_convert_rgb=True,
