@@ -151,12 +151,17 @@ fn a_folder_becomes_a_volume_and_an_image_with_the_sidecar_contract() {
     // A stand-alone 2D image (no geometry), given in the same folder tree.
     let xray = input.join("xray.dcm");
     pixels16(image(SECONDARY_CAPTURE_STORAGE, "DX", 2, 3, 16, 16, false), &[0, 1, 2, 3, 4, 5]).write(&xray, EXPLICIT_LE);
+    // Non-image files met while walking a folder are passed over, not failures.
+    fs::write(input.join("study").join("README.txt"), "acquisition notes\n").unwrap();
     let before = fingerprint(&input);
     let out_dir = dir.path().join("out");
     let out = medvqa(&["ingest", s(&input), "--out", s(&out_dir), "--jobs", "1"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(fingerprint(&input), before, "inputs are never modified");
     assert_eq!(fs::read_to_string(out_dir.join("errors.jsonl")).unwrap(), "", "no failures");
+    let mut written: Vec<String> = fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    written.sort();
+    assert_eq!(written.len(), 5, "two items and errors.jsonl: {written:?}");
 
     let name = format!("series_{series}");
     let j = json_file(&out_dir.join(format!("{name}.json")));

@@ -1036,3 +1036,79 @@ fn rle_one_bit_frames_start_on_byte_boundaries() {
     let expected: Vec<f64> = f0.iter().chain(&f1).map(|&b| b as f64).collect();
     assert_values(&item, &expected, 0.0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Inputs: DICOMDIR, names, time ordering
+
+#[test]
+fn a_dicomdir_brings_in_the_files_it_references_and_only_those() {
+    // PS3.3 F.3.2.2: Referenced File ID (0004,1500) is the path from the DICOMDIR's folder,
+    // one component per value. Media Storage Directory Storage = 1.2.840.10008.1.3.10.
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("IMAGES");
+    std::fs::create_dir_all(&images).unwrap();
+    let series = uid();
+    let mut records = Vec::new();
+    for k in 0..3 {
+        let stored: Vec<u16> = (0..4).map(|p| (10 * k + p) as u16).collect();
+        let name = format!("IM{}", 3 - k); // no extension, as on media
+        ct_slice(&series, 2, 2, AXIAL, [0.0, 0.0, 1.5 * k as f64], k as i64 + 1, 1.0, 0.0, &stored).write(&images.join(&name), EXPLICIT_LE);
+        records.push(
+            Obj::new()
+                .text(tags::DIRECTORY_RECORD_TYPE, VR::CS, "IMAGE")
+                .text(tags::REFERENCED_FILE_ID, VR::CS, &format!("IMAGES\\{name}")),
+        );
+    }
+    // A file in the same folder the DICOMDIR does not reference.
+    let stray: Vec<u16> = vec![9; 4];
+    ct_slice(&uid(), 2, 2, AXIAL, [0.0, 0.0, 0.0], 1, 1.0, 0.0, &stray).write(&images.join("STRAY"), EXPLICIT_LE);
+    let dicomdir = dir.path().join("DICOMDIR");
+    Obj::new()
+        .text(tags::FILE_SET_ID, VR::CS, "PHANTOM")
+        .seq(tags::DIRECTORY_RECORD_SEQUENCE, records)
+        .write_with_meta(&dicomdir, EXPLICIT_LE, "1.2.840.10008.1.3.10", &uid());
+    let (items, failures) = ingest(&[dicomdir], &modality());
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(items.len(), 1, "one volume, the stray file left out");
+    assert_eq!(items[0].name, format!("series_{series}"));
+    assert_eq!(items[0].array.shape(), &[3, 2, 2]);
+    let expected: Vec<f64> = (0..3).flat_map(|k| (0..4).map(move |p| (10 * k + p) as f64)).collect();
+    assert_values(&items[0], &expected, 0.0);
+}
+
+#[test]
+fn same_file_stems_get_unique_names() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["a", "b"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        hu_image(&[1, 2]).write(&dir.path().join(sub).join("img.dcm"), EXPLICIT_LE);
+    }
+    let (items, failures) = ingest(&[dir.path().to_path_buf()], &modality());
+    assert!(failures.is_empty(), "{failures:?}");
+    let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, vec!["img", "img-2"]);
+}
+
+#[test]
+fn time_points_without_temporal_position_order_by_trigger_time() {
+    // No Temporal Position Identifier: Trigger Time (0018,1060) orders the repeats at each
+    // position (Instance Numbers deliberately reversed).
+    let dir = tempfile::tempdir().unwrap();
+    let series = uid();
+    for t in 0..3 {
+        for k in 0..2 {
+            let stored: Vec<u16> = vec![(100 * t + k) as u16; 4];
+            ct_slice(&series, 2, 2, AXIAL, [0.0, 0.0, 4.0 * k as f64], 100 - (2 * t + k) as i64, 1.0, 0.0, &stored)
+                .ds(tags::TRIGGER_TIME, &[250.0 * t as f64])
+                .write(&dir.path().join(format!("x{t}{k}.dcm")), EXPLICIT_LE);
+        }
+    }
+    let (items, failures) = ingest(&[dir.path().to_path_buf()], &modality());
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(items.len(), 3);
+    for (t, v) in items.iter().enumerate() {
+        assert_eq!(v.name, format!("series_{series}_t{t:03}"));
+        let expected: Vec<f64> = (0..2).flat_map(|k| [(100 * t + k) as f64; 4]).collect();
+        assert_values(v, &expected, 0.0);
+    }
+}

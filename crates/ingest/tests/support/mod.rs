@@ -160,6 +160,17 @@ impl Obj {
         std::fs::write(path, buf).expect("write file");
     }
 
+    /// A Part 10 file with the given Media Storage SOP Class / Instance in its meta (for
+    /// objects without SOP Class UID in the data set, such as a DICOMDIR, PS3.10 8.2).
+    pub fn write_with_meta(&self, path: &Path, ts: &str, sop_class: &str, sop_instance: &str) {
+        let meta = FileMetaTableBuilder::new()
+            .transfer_syntax(ts)
+            .media_storage_sop_class_uid(sop_class)
+            .media_storage_sop_instance_uid(sop_instance);
+        let file = self.0.clone().with_meta(meta).expect("file meta");
+        file.write_to_file(path).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+
     fn string(&self, tag: Tag) -> String {
         self.0
             .element(tag)
