@@ -1112,3 +1112,24 @@ fn time_points_without_temporal_position_order_by_trigger_time() {
         assert_values(v, &expected, 0.0);
     }
 }
+
+#[test]
+fn file_meta_without_or_with_a_wrong_transfer_syntax_is_read_by_detection() {
+    let hu = [-1000i16, -1, 0, 2000];
+    let obj = hu_image(&hu);
+    let dir = tempfile::tempdir().unwrap();
+    // No (0002,0010): the data set's encoding is detected from its first element.
+    for (name, encoding) in [("no_ts_implicit.dcm", IMPLICIT_LE), ("no_ts_explicit.dcm", EXPLICIT_LE)] {
+        let p = dir.path().join(name);
+        obj.write_hand_meta(&p, None, encoding);
+        let item = single_file(&p, &modality());
+        assert!(item.sidecar.format.contains(encoding), "{name}: {}", item.sidecar.format);
+        assert_values(&item, &hu.map(|v| v as f64), 0.0);
+    }
+    // The meta says explicit VR, the data set is implicit VR (a common writer bug).
+    let p = dir.path().join("wrong_ts.dcm");
+    obj.write_hand_meta(&p, Some(EXPLICIT_LE), IMPLICIT_LE);
+    let item = single_file(&p, &modality());
+    assert_values(&item, &hu.map(|v| v as f64), 0.0);
+    assert!(has_warning(&item, "not encoded in its declared transfer syntax"), "{:?}", item.sidecar.warnings);
+}

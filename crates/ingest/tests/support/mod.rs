@@ -171,6 +171,37 @@ impl Obj {
         file.write_to_file(path).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     }
 
+    /// A Part 10 file whose file meta group is written by hand (PS3.10 7.1, explicit VR little
+    /// endian): with `ts` = None it has no Transfer Syntax UID (0002,0010) at all, as some
+    /// writers produce. The data set is encoded in `encoding_ts`.
+    pub fn write_hand_meta(&self, path: &Path, ts: Option<&str>, encoding_ts: &str) {
+        fn short(element: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+            let mut v = value.to_vec();
+            if v.len() % 2 == 1 {
+                v.push(0); // UI values are padded with NUL (PS3.5 9.1)
+            }
+            let mut out = vec![0x02, 0x00];
+            out.extend(element.to_le_bytes());
+            out.extend(vr);
+            out.extend((v.len() as u16).to_le_bytes());
+            out.extend(v);
+            out
+        }
+        // (0002,0001) File Meta Information Version: OB, 4-byte length form.
+        let mut group = vec![0x02, 0x00, 0x01, 0x00, b'O', b'B', 0, 0, 2, 0, 0, 0, 0x00, 0x01];
+        group.extend(short(0x0002, b"UI", self.string(tags::SOP_CLASS_UID).as_bytes()));
+        group.extend(short(0x0003, b"UI", self.string(tags::SOP_INSTANCE_UID).as_bytes()));
+        if let Some(ts) = ts {
+            group.extend(short(0x0010, b"UI", ts.as_bytes()));
+        }
+        let mut buf = vec![0u8; 128];
+        buf.extend_from_slice(b"DICM");
+        buf.extend(short(0x0000, b"UL", &(group.len() as u32).to_le_bytes()));
+        buf.extend(group);
+        buf.extend(self.dataset_bytes(encoding_ts));
+        std::fs::write(path, buf).expect("write file");
+    }
+
     fn string(&self, tag: Tag) -> String {
         self.0
             .element(tag)
