@@ -367,6 +367,41 @@ def build_models(fx):
                              "vision_model plus image_embeds = visual_projection(pooler_output)")
 
 
+def check_bicubic_rule():
+    """Assert that torch's `interpolate(mode="bicubic", align_corners=False)`, which both
+    encoders use on the position table, is the rule README.md spells out for the Rust port:
+    separable Keys cubic convolution with a = -0.75, source coordinate (o + 0.5) * in / out - 0.5
+    left unclamped, the four taps' indices clamped to the edge, no antialiasing when shrinking."""
+    a = -0.75
+
+    def weight(t):
+        t = abs(t)
+        if t <= 1:
+            return ((a + 2) * t - (a + 3)) * t * t + 1
+        if t < 2:
+            return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+        return 0.0
+
+    def matrix(n_in, n_out):
+        m = np.zeros((n_out, n_in))
+        for o in range(n_out):
+            src = (o + 0.5) * n_in / n_out - 0.5
+            i = math.floor(src)
+            for k in range(-1, 3):
+                m[o, min(max(i + k, 0), n_in - 1)] += weight(src - (i + k))
+        return m
+
+    g = generator("bicubic-rule")
+    for ih, iw, oh, ow in [(4, 4, 3, 5), (4, 4, 7, 2), (27, 27, 32, 32), (16, 16, 1, 9)]:
+        x = torch.randn((ih, iw), generator=g, dtype=torch.float64)
+        want = torch.nn.functional.interpolate(x[None, None], size=(oh, ow), mode="bicubic",
+                                               align_corners=False)[0, 0].numpy()
+        got = matrix(ih, oh) @ x.numpy() @ matrix(iw, ow).T
+        if np.abs(got - want).max() > 1e-12:
+            sys.exit(f"torch bicubic {ih}x{iw}->{oh}x{ow} no longer follows the README's rule")
+    print("verified bicubic: torch's position-table interpolation is the README's rule")
+
+
 # ---- images and preprocessing -------------------------------------------------------------
 
 
@@ -505,6 +540,7 @@ def main():
     build_models(fx)
     build_preprocess(fx)
     fx.verify()
+    check_bicubic_rule()
     fx.write_manifest()
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"wrote {out} ({total / 1024:.0f} KiB)")
