@@ -182,6 +182,16 @@ fn assemble(group: Vec<SliceHeader>) -> Vec<VolumePlan> {
     let normal = if nn > 0.0 { [n[0] / nn, n[1] / nn, n[2] / nn] } else { [0.0, 0.0, 1.0] };
     let pos = |h: &SliceHeader| dot(h.position.expect("stackable"), normal);
 
+    // One SOP Instance UID is one instance (PS3.3 C.12.1.1.1): a second file with it is a copy
+    // (a folder copied beside itself), kept out so copies never pose as time points.
+    let before = group.len();
+    let mut sops = std::collections::BTreeSet::new();
+    let group: Vec<SliceHeader> = group
+        .into_iter()
+        .filter(|h| h.sop_uid.as_ref().is_none_or(|u| sops.insert(u.clone())))
+        .collect();
+    let copies = before - group.len();
+
     // Bucket by position along the normal; 1 µm tolerance absorbs decimal-string rounding.
     let mut buckets: BTreeMap<i64, Vec<SliceHeader>> = BTreeMap::new();
     for h in group {
@@ -190,6 +200,11 @@ fn assemble(group: Vec<SliceHeader>) -> Vec<VolumePlan> {
     let counts: Vec<usize> = buckets.values().map(|b| b.len()).collect();
     let t = counts[0];
     let mut warnings = Vec::new();
+    if copies > 0 {
+        warnings.push(format!(
+            "{copies} file(s) repeat the SOP Instance UID of another file and were left out (copies of one instance)"
+        ));
+    }
     let time_key = |h: &SliceHeader| {
         (
             h.temporal_position.unwrap_or(i64::MIN),

@@ -1133,3 +1133,26 @@ fn file_meta_without_or_with_a_wrong_transfer_syntax_is_read_by_detection() {
     assert_values(&item, &hu.map(|v| v as f64), 0.0);
     assert!(has_warning(&item, "not encoded in its declared transfer syntax"), "{:?}", item.sidecar.warnings);
 }
+
+#[test]
+fn the_same_instances_copied_twice_are_duplicates_not_time_points() {
+    // Two copies of one 3-slice series (same SOP Instance UIDs, PS3.3 C.12.1.1.1: one UID, one
+    // instance) in two folders: one volume, and a warning, never a 4D series of copies.
+    let dir = tempfile::tempdir().unwrap();
+    let series = uid();
+    let a = dir.path().join("a");
+    std::fs::create_dir_all(&a).unwrap();
+    let paths = axial_series(&a, &series, AXIAL, &z(&[0.0, 2.0, 4.0]));
+    let b = dir.path().join("b");
+    std::fs::create_dir_all(&b).unwrap();
+    for p in &paths {
+        std::fs::copy(p, b.join(p.file_name().unwrap())).unwrap();
+    }
+    let (items, failures) = ingest(&[dir.path().to_path_buf()], &modality());
+    assert!(failures.is_empty(), "{failures:?}");
+    let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, vec![format!("series_{series}")]);
+    assert_eq!(items[0].array.shape(), &[3, 2, 2]);
+    assert!(items[0].sidecar.time_point.is_none());
+    assert!(has_warning(&items[0], "3 file(s) repeat the SOP Instance UID"), "{:?}", items[0].sidecar.warnings);
+}
