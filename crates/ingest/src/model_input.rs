@@ -312,12 +312,15 @@ impl Step {
             }
             Step::GrayToRgb => match c {
                 1 => {
-                    let mut out = Array3::zeros((h, w, 3));
-                    for k in 0..3 {
-                        out.slice_mut(s![.., .., k])
-                            .assign(&img.slice(s![.., .., 0]));
+                    // Straight from the sample slice: element-wise strided assignment was a
+                    // measurable share of the benchmark (benches/README.md).
+                    let src = img.as_standard_layout();
+                    let src = src.as_slice().expect("standard layout is contiguous");
+                    let mut rgb = vec![0f32; h * w * 3];
+                    for (px, &v) in rgb.chunks_exact_mut(3).zip(src) {
+                        px.fill(v);
                     }
-                    out
+                    Array3::from_shape_vec((h, w, 3), rgb).expect("3 samples per pixel")
                 }
                 3 => img,
                 _ => {
@@ -327,10 +330,19 @@ impl Step {
                     ))
                 }
             },
-            Step::ToChannelsFirst => img
-                .permuted_axes([2, 0, 1])
-                .as_standard_layout()
-                .into_owned(),
+            Step::ToChannelsFirst => {
+                // One output plane per channel gathered from the interleaved samples; the
+                // generic permuted copy was several times slower (benches/README.md).
+                let src = img.as_standard_layout();
+                let src = src.as_slice().expect("standard layout is contiguous");
+                let mut planes = vec![0f32; h * w * c];
+                for (k, plane) in planes.chunks_exact_mut(h * w).enumerate() {
+                    for (o, px) in plane.iter_mut().zip(src.chunks_exact(c)) {
+                        *o = px[k];
+                    }
+                }
+                Array3::from_shape_vec((c, h, w), planes).expect("c planes of h x w")
+            }
             Step::SampleSlices { .. } => {
                 return Err(invalid(
                     "sample_slices",

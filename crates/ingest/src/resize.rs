@@ -438,6 +438,15 @@ fn check_sizes(shape: &[usize], out_h: usize, out_w: usize) -> Result<()> {
     Ok(())
 }
 
+/// The samples of `img` in row-major order: borrowed when the array is already laid out so
+/// (the usual case), copied otherwise.
+fn contiguous<'a, T: Copy>(img: &'a ArrayView3<T>) -> std::borrow::Cow<'a, [T]> {
+    match img.to_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(img.iter().copied().collect()),
+    }
+}
+
 /// Resizes `[H, W, C]` `f32` samples as Pillow mode "F" does, to `[out_h, out_w, C]`.
 pub fn resize_f32(
     img: ArrayView3<f32>,
@@ -447,8 +456,7 @@ pub fn resize_f32(
 ) -> Result<Array3<f32>> {
     let (h, w, c) = img.dim();
     check_sizes(img.shape(), out_h, out_w)?;
-    let src: Vec<f32> = img.iter().copied().collect();
-    let out = resample(&src, (h, w, c), (out_h, out_w), filter);
+    let out = resample(&contiguous(&img), (h, w, c), (out_h, out_w), filter);
     Ok(Array3::from_shape_vec((out_h, out_w, c), out).expect("resample returns out_h*out_w*c"))
 }
 
@@ -461,8 +469,7 @@ pub fn resize_u8(
 ) -> Result<Array3<u8>> {
     let (h, w, c) = img.dim();
     check_sizes(img.shape(), out_h, out_w)?;
-    let src: Vec<u8> = img.iter().copied().collect();
-    let out = resample(&src, (h, w, c), (out_h, out_w), filter);
+    let out = resample(&contiguous(&img), (h, w, c), (out_h, out_w), filter);
     Ok(Array3::from_shape_vec((out_h, out_w, c), out).expect("resample returns out_h*out_w*c"))
 }
 
