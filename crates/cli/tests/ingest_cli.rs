@@ -17,7 +17,10 @@ use serde_json::{json, Value};
 use support::*;
 
 fn medvqa(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medvqa")).args(args).output().expect("run medvqa")
+    Command::new(env!("CARGO_BIN_EXE_medvqa"))
+        .args(args)
+        .output()
+        .expect("run medvqa")
 }
 
 fn code(out: &Output) -> i32 {
@@ -33,7 +36,8 @@ fn s(p: &Path) -> &str {
 }
 
 fn json_file(p: &Path) -> Value {
-    serde_json::from_slice(&fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).expect("json")
+    serde_json::from_slice(&fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .expect("json")
 }
 
 /// Reads a .npy the way NumPy's format spec (NEP 1) lays it out, checking it is little-endian
@@ -53,8 +57,15 @@ fn npy(p: &Path) -> (Vec<usize>, Vec<f32>) {
         .split(',')
         .filter_map(|d| d.trim().parse().ok())
         .collect();
-    let data: Vec<f32> = b[10 + hlen..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    assert_eq!(data.len(), shape.iter().product::<usize>(), "data length matches the shape");
+    let data: Vec<f32> = b[10 + hlen..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(
+        data.len(),
+        shape.iter().product::<usize>(),
+        "data length matches the shape"
+    );
     assert_eq!((b.len() - 10 - hlen) % 4, 0);
     (shape, data)
 }
@@ -91,8 +102,13 @@ fn fingerprint(root: &Path) -> BTreeMap<PathBuf, (u64, std::time::SystemTime)> {
     while let Some(d) = stack.pop() {
         if d.is_file() {
             let bytes = fs::read(&d).unwrap();
-            let h = bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3));
-            out.insert(d.clone(), (h, fs::metadata(&d).unwrap().modified().unwrap()));
+            let h = bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+                (h ^ b as u64).wrapping_mul(0x100000001b3)
+            });
+            out.insert(
+                d.clone(),
+                (h, fs::metadata(&d).unwrap().modified().unwrap()),
+            );
             continue;
         }
         for e in fs::read_dir(&d).unwrap() {
@@ -109,7 +125,10 @@ fn ct_slice(series: &str, z: f64, instance: i64, hu: [i16; 4]) -> Obj {
         image(CT_IMAGE_STORAGE, "CT", 2, 2, 16, 12, false)
             .text(tags::SERIES_INSTANCE_UID, VR::UI, series)
             .text(tags::BODY_PART_EXAMINED, VR::CS, "HEAD")
-            .ds(tags::IMAGE_ORIENTATION_PATIENT, &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+            .ds(
+                tags::IMAGE_ORIENTATION_PATIENT,
+                &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+            )
             .ds(tags::IMAGE_POSITION_PATIENT, &[-5.0, 7.0, z])
             .ds(tags::PIXEL_SPACING, &[0.5, 0.75])
             .is(tags::INSTANCE_NUMBER, &[instance])
@@ -150,16 +169,31 @@ fn a_folder_becomes_a_volume_and_an_image_with_the_sidecar_contract() {
     let (series, paths) = write_series(&input);
     // A stand-alone 2D image (no geometry), given in the same folder tree.
     let xray = input.join("xray.dcm");
-    pixels16(image(SECONDARY_CAPTURE_STORAGE, "DX", 2, 3, 16, 16, false), &[0, 1, 2, 3, 4, 5]).write(&xray, EXPLICIT_LE);
+    pixels16(
+        image(SECONDARY_CAPTURE_STORAGE, "DX", 2, 3, 16, 16, false),
+        &[0, 1, 2, 3, 4, 5],
+    )
+    .write(&xray, EXPLICIT_LE);
     // Non-image files met while walking a folder are passed over, not failures.
-    fs::write(input.join("study").join("README.txt"), "acquisition notes\n").unwrap();
+    fs::write(
+        input.join("study").join("README.txt"),
+        "acquisition notes\n",
+    )
+    .unwrap();
     let before = fingerprint(&input);
     let out_dir = dir.path().join("out");
     let out = medvqa(&["ingest", s(&input), "--out", s(&out_dir), "--jobs", "1"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(fingerprint(&input), before, "inputs are never modified");
-    assert_eq!(fs::read_to_string(out_dir.join("errors.jsonl")).unwrap(), "", "no failures");
-    let mut written: Vec<String> = fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(
+        fs::read_to_string(out_dir.join("errors.jsonl")).unwrap(),
+        "",
+        "no failures"
+    );
+    let mut written: Vec<String> = fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     written.sort();
     assert_eq!(written.len(), 5, "two items and errors.jsonl: {written:?}");
 
@@ -167,7 +201,11 @@ fn a_folder_becomes_a_volume_and_an_image_with_the_sidecar_contract() {
     let j = json_file(&out_dir.join(format!("{name}.json")));
     check_sidecar_keys(&j);
     let sources: Vec<String> = paths.iter().map(|p| s(p).to_string()).collect();
-    assert_eq!(j["source"], json!(sources), "sources ascending along the normal, paths as walked");
+    assert_eq!(
+        j["source"],
+        json!(sources),
+        "sources ascending along the normal, paths as walked"
+    );
     assert_eq!(j["kind"], "volume");
     assert_eq!(j["shape"], json!([3, 2, 2]));
     assert_eq!(j["stage"], "modality");
@@ -176,7 +214,10 @@ fn a_folder_becomes_a_volume_and_an_image_with_the_sidecar_contract() {
     assert_eq!(j["photometric"], "MONOCHROME2");
     assert_eq!(j["spacing"], json!([3.0, 0.5, 0.75]));
     assert_eq!(j["origin"], json!([-5.0, 7.0, 10.0]));
-    assert_eq!(j["direction"], json!([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]));
+    assert_eq!(
+        j["direction"],
+        json!([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    );
     assert_eq!(j["window"], Value::Null);
     assert_eq!(j["series_instance_uid"], json!(series));
     assert_eq!(j["sop_instance_uids"].as_array().unwrap().len(), 3);
@@ -210,11 +251,23 @@ fn display_stage_with_a_window_preset_and_with_the_file_window() {
     // --window lung = c -600, w 1500 (presets.rs); LINEAR (PS3.3 C.11.2.1.2.1) band
     // (-1350, 149]: y = (x + 600.5) / 1499 + 0.5.
     let out_dir = dir.path().join("lung");
-    let out = medvqa(&["ingest", s(&input), "--out", s(&out_dir), "--stage", "display", "--window", "lung"]);
+    let out = medvqa(&[
+        "ingest",
+        s(&input),
+        "--out",
+        s(&out_dir),
+        "--stage",
+        "display",
+        "--window",
+        "lung",
+    ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let j = json_file(&out_dir.join(format!("{name}.json")));
     assert_eq!(j["stage"], "display");
-    assert_eq!(j["window"], json!({"center": -600.0, "width": 1500.0, "function": "LINEAR"}));
+    assert_eq!(
+        j["window"],
+        json!({"center": -600.0, "width": 1500.0, "function": "LINEAR"})
+    );
     let lung = |x: f64| {
         if x <= -1350.0 {
             0.0
@@ -227,18 +280,41 @@ fn display_stage_with_a_window_preset_and_with_the_file_window() {
     let (_, data) = npy(&out_dir.join(format!("{name}.npy")));
     for (k, chunk) in data.chunks(4).enumerate() {
         for (g, hu) in chunk.iter().zip(slice_hu(k)) {
-            assert!((*g as f64 - lung(hu as f64)).abs() < 1e-6, "slice {k}: {g} for {hu} HU");
+            assert!(
+                (*g as f64 - lung(hu as f64)).abs() < 1e-6,
+                "slice {k}: {g} for {hu} HU"
+            );
         }
     }
     // Without --window: the file's Window Center 40 / Width 80, band (0, 79].
     let out_dir = dir.path().join("file");
-    let out = medvqa(&["ingest", s(&input), "--out", s(&out_dir), "--stage", "display"]);
+    let out = medvqa(&[
+        "ingest",
+        s(&input),
+        "--out",
+        s(&out_dir),
+        "--stage",
+        "display",
+    ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let j = json_file(&out_dir.join(format!("{name}.json")));
-    assert_eq!(j["window"], json!({"center": 40.0, "width": 80.0, "function": "LINEAR"}));
+    assert_eq!(
+        j["window"],
+        json!({"center": 40.0, "width": 80.0, "function": "LINEAR"})
+    );
     let (_, data) = npy(&out_dir.join(format!("{name}.npy")));
-    let brain = |x: f64| if x <= 0.0 { 0.0 } else if x > 79.0 { 1.0 } else { (x - 39.5) / 79.0 + 0.5 };
-    let expected: Vec<f64> = (0..3).flat_map(|k| slice_hu(k).map(|v| brain(v as f64))).collect();
+    let brain = |x: f64| {
+        if x <= 0.0 {
+            0.0
+        } else if x > 79.0 {
+            1.0
+        } else {
+            (x - 39.5) / 79.0 + 0.5
+        }
+    };
+    let expected: Vec<f64> = (0..3)
+        .flat_map(|k| slice_hu(k).map(|v| brain(v as f64)))
+        .collect();
     for (g, e) in data.iter().zip(&expected) {
         assert!((*g as f64 - e).abs() < 1e-6, "{g} vs {e}");
     }
@@ -255,7 +331,10 @@ fn four_d_series_writes_one_volume_per_time_point() {
             let hu = [100 * t as i16 + k as i16; 4];
             ct_slice(&series, 2.0 * k as f64, (3 * t + k) as i64 + 1, hu)
                 .is(tags::TEMPORAL_POSITION_IDENTIFIER, &[t as i64 + 1])
-                .write(&input.join(format!("{}.dcm", 11 - (3 * t + k))), EXPLICIT_LE);
+                .write(
+                    &input.join(format!("{}.dcm", 11 - (3 * t + k))),
+                    EXPLICIT_LE,
+                );
         }
     }
     let out_dir = dir.path().join("out");
@@ -267,7 +346,10 @@ fn four_d_series_writes_one_volume_per_time_point() {
         assert_eq!(shape, vec![3, 2, 2]);
         let expected: Vec<f32> = (0..3).flat_map(|k| [(100 * t + k) as f32; 4]).collect();
         assert_eq!(data, expected, "{name}");
-        assert_eq!(json_file(&out_dir.join(format!("{name}.json")))["kind"], "volume");
+        assert_eq!(
+            json_file(&out_dir.join(format!("{name}.json")))["kind"],
+            "volume"
+        );
     }
     assert!(!out_dir.join(format!("series_{series}_t004.npy")).exists());
 }
@@ -278,13 +360,28 @@ fn bad_inputs_are_logged_and_the_others_still_written() {
     let input = dir.path().join("in");
     fs::create_dir_all(&input).unwrap();
     let good = input.join("good.dcm");
-    pixels16(image(SECONDARY_CAPTURE_STORAGE, "OT", 2, 2, 16, 16, false), &[1, 2, 3, 4]).write(&good, EXPLICIT_LE);
+    pixels16(
+        image(SECONDARY_CAPTURE_STORAGE, "OT", 2, 2, 16, 16, false),
+        &[1, 2, 3, 4],
+    )
+    .write(&good, EXPLICIT_LE);
     let truncated = input.join("truncated.dcm");
-    pixels16(image(SECONDARY_CAPTURE_STORAGE, "OT", 4, 4, 16, 16, false), &[7; 10]).write(&truncated, EXPLICIT_LE);
+    pixels16(
+        image(SECONDARY_CAPTURE_STORAGE, "OT", 4, 4, 16, 16, false),
+        &[7; 10],
+    )
+    .write(&truncated, EXPLICIT_LE);
     let big = input.join("big.dcm");
-    pixels16(image(SECONDARY_CAPTURE_STORAGE, "OT", 16, 16, 16, 16, false), &[0; 256]).write(&big, EXPLICIT_LE);
+    pixels16(
+        image(SECONDARY_CAPTURE_STORAGE, "OT", 16, 16, 16, 16, false),
+        &[0; 256],
+    )
+    .write(&big, EXPLICIT_LE);
     let norows = input.join("norows.dcm");
-    let mut o = pixels16(image(SECONDARY_CAPTURE_STORAGE, "OT", 2, 2, 16, 16, false), &[0; 4]);
+    let mut o = pixels16(
+        image(SECONDARY_CAPTURE_STORAGE, "OT", 2, 2, 16, 16, false),
+        &[0; 4],
+    );
     o.0.remove_element(tags::ROWS);
     o.write(&norows, EXPLICIT_LE);
     let text = input.join("notes.txt");
@@ -309,9 +406,15 @@ fn bad_inputs_are_logged_and_the_others_still_written() {
     let (shape, data) = npy(&out_dir.join("good.npy"));
     assert_eq!((shape, data), (vec![2, 2], vec![1.0, 2.0, 3.0, 4.0]));
     let log = fs::read_to_string(out_dir.join("errors.jsonl")).unwrap();
-    let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).expect("jsonl line")).collect();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("jsonl line"))
+        .collect();
     let reason = |p: &Path| -> String {
-        let hits: Vec<&Value> = lines.iter().filter(|l| l["source"] == json!(s(p))).collect();
+        let hits: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["source"] == json!(s(p)))
+            .collect();
         assert_eq!(hits.len(), 1, "one line for {}: {log}", p.display());
         let e = hits[0]["error"].as_str().expect("error text").to_string();
         assert!(e.contains(s(p)), "the error names the file: {e}");
@@ -330,7 +433,11 @@ fn bad_inputs_are_logged_and_the_others_still_written() {
 fn usage_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("img.dcm");
-    pixels16(image(SECONDARY_CAPTURE_STORAGE, "OT", 1, 1, 16, 16, false), &[1]).write(&img, EXPLICIT_LE);
+    pixels16(
+        image(SECONDARY_CAPTURE_STORAGE, "OT", 1, 1, 16, 16, false),
+        &[1],
+    )
+    .write(&img, EXPLICIT_LE);
     let out_dir = dir.path().join("out");
     let o = s(&out_dir);
     let i = s(&img);
@@ -355,19 +462,79 @@ fn usage_errors_exit_2() {
 fn existing_outputs_are_kept_unless_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("img.dcm");
-    pixels16(image(SECONDARY_CAPTURE_STORAGE, "OT", 1, 2, 16, 16, false), &[5, 6]).write(&img, EXPLICIT_LE);
+    pixels16(
+        image(SECONDARY_CAPTURE_STORAGE, "OT", 1, 2, 16, 16, false),
+        &[5, 6],
+    )
+    .write(&img, EXPLICIT_LE);
     let out_dir = dir.path().join("out");
     let first = medvqa(&["ingest", s(&img), "--out", s(&out_dir)]);
     assert_eq!(code(&first), 0, "{}", stderr(&first));
     let outputs = fingerprint(&out_dir);
-    assert_eq!(outputs.len(), 3, "img.npy, img.json, errors.jsonl: {outputs:?}");
+    assert_eq!(
+        outputs.len(),
+        3,
+        "img.npy, img.json, errors.jsonl: {outputs:?}"
+    );
     // Ask for a different stage, which would change the files, without --overwrite.
-    let again = medvqa(&["ingest", s(&img), "--out", s(&out_dir), "--stage", "display"]);
+    let again = medvqa(&[
+        "ingest",
+        s(&img),
+        "--out",
+        s(&out_dir),
+        "--stage",
+        "display",
+    ]);
     assert_eq!(code(&again), 2);
     assert!(stderr(&again).contains("--overwrite"), "{}", stderr(&again));
     assert_eq!(fingerprint(&out_dir), outputs, "outputs untouched");
-    let forced = medvqa(&["ingest", s(&img), "--out", s(&out_dir), "--stage", "display", "--overwrite"]);
+    let forced = medvqa(&[
+        "ingest",
+        s(&img),
+        "--out",
+        s(&out_dir),
+        "--stage",
+        "display",
+        "--overwrite",
+    ]);
     assert_eq!(code(&forced), 0, "{}", stderr(&forced));
     assert_eq!(json_file(&out_dir.join("img.json"))["stage"], "display");
-    assert_eq!(npy(&out_dir.join("img.npy")).1, vec![0.0, 1.0], "min-max display of 5, 6");
+    assert_eq!(
+        npy(&out_dir.join("img.npy")).1,
+        vec![0.0, 1.0],
+        "min-max display of 5, 6"
+    );
+}
+
+#[test]
+fn outputs_do_not_depend_on_the_number_of_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    write_series(&input);
+    for k in 0..4 {
+        pixels16(
+            image(SECONDARY_CAPTURE_STORAGE, "OT", 2, 2, 16, 16, false),
+            &[k, k + 1, k + 2, k + 3],
+        )
+        .write(&input.join(format!("single{k}.dcm")), EXPLICIT_LE);
+    }
+    let mut runs = Vec::new();
+    for jobs in ["1", "2"] {
+        let out_dir = dir.path().join(format!("out{jobs}"));
+        let out = medvqa(&["ingest", s(&input), "--out", s(&out_dir), "--jobs", jobs]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let files: BTreeMap<String, Vec<u8>> = fs::read_dir(&out_dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(files.len(), 11, "5 items × 2 files + errors.jsonl");
+        runs.push(files);
+    }
+    assert_eq!(runs[0], runs[1], "byte-identical outputs with 1 and 2 jobs");
 }

@@ -69,7 +69,11 @@ fn assert_values(item: &Item, expected: &[f64], tol: f32) {
     let got = values(item);
     assert_eq!(got.len(), expected.len(), "{}: number of values", item.name);
     for (i, (g, e)) in got.iter().zip(expected).enumerate() {
-        assert!((g - *e as f32).abs() <= tol, "{}: value {i} is {g}, expected {e}", item.name);
+        assert!(
+            (g - *e as f32).abs() <= tol,
+            "{}: value {i} is {g}, expected {e}",
+            item.name
+        );
     }
 }
 
@@ -79,7 +83,10 @@ fn has_warning(item: &Item, needle: &str) -> bool {
 
 fn assert_close3(got: [f64; 3], want: [f64; 3], what: &str) {
     for a in 0..3 {
-        assert!((got[a] - want[a]).abs() < 1e-9, "{what}: {got:?} != {want:?}");
+        assert!(
+            (got[a] - want[a]).abs() < 1e-9,
+            "{what}: {got:?} != {want:?}"
+        );
     }
 }
 
@@ -90,7 +97,17 @@ const AXIAL: [f64; 6] = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
 
 /// One CT slice: HU = slope · stored + intercept (PS3.3 C.11.1.1.2, Rescale).
 #[allow(clippy::too_many_arguments)]
-fn ct_slice(series: &str, rows: u16, cols: u16, iop: [f64; 6], pos: [f64; 3], instance: i64, slope: f64, intercept: f64, stored: &[u16]) -> Obj {
+fn ct_slice(
+    series: &str,
+    rows: u16,
+    cols: u16,
+    iop: [f64; 6],
+    pos: [f64; 3],
+    instance: i64,
+    slope: f64,
+    intercept: f64,
+    stored: &[u16],
+) -> Obj {
     let o = image(CT_IMAGE_STORAGE, "CT", rows, cols, 16, 12, false)
         .text(tags::SERIES_INSTANCE_UID, VR::UI, series)
         .text(tags::BODY_PART_EXAMINED, VR::CS, "CHEST")
@@ -124,19 +141,45 @@ fn oblique_ct_phantom_is_sorted_along_the_normal_with_exact_geometry_and_hu() {
     let series = uid();
     // HU(k, j, i) = -1000 + 200k + 20j + 2i; slice k has slope 2 and intercept -1000 - 10k (a
     // per-file rescale, so using another slice's would show), so stored = 105k + 10j + i.
-    let hu = |k: usize, j: usize, i: usize| -1000.0 + 200.0 * k as f64 + 20.0 * j as f64 + 2.0 * i as f64;
+    let hu = |k: usize, j: usize, i: usize| {
+        -1000.0 + 200.0 * k as f64 + 20.0 * j as f64 + 2.0 * i as f64
+    };
     let dir = tempfile::tempdir().unwrap();
     // File names and write order unrelated to position; Instance Number 1 is the slice
     // highest along n (and in z, n_z > 0): acquisition descending, output must ascend.
-    let names = ["q7f2.dcm", "a91c.dcm", "m03e.dcm", "zz10.dcm", "b4d8.dcm", "k2aa.dcm"];
+    let names = [
+        "q7f2.dcm", "a91c.dcm", "m03e.dcm", "zz10.dcm", "b4d8.dcm", "k2aa.dcm",
+    ];
     let write_order = [3usize, 0, 5, 1, 4, 2];
     let mut sops = vec![String::new(); slices];
     let mut paths = vec![PathBuf::new(); slices];
     for (f, &k) in write_order.iter().enumerate() {
-        let pos = [r4(p0[0] + k as f64 * step * n[0]), r4(p0[1] + k as f64 * step * n[1]), r4(p0[2] + k as f64 * step * n[2])];
-        let stored: Vec<u16> = (0..rows * cols).map(|p| (105 * k + 10 * (p / cols) + p % cols) as u16).collect();
-        let obj = ct_slice(&series, rows as u16, cols as u16, iop, pos, (slices - k) as i64, 2.0, -1000.0 - 10.0 * k as f64, &stored);
-        sops[k] = obj.0.element(tags::SOP_INSTANCE_UID).unwrap().to_str().unwrap().to_string();
+        let pos = [
+            r4(p0[0] + k as f64 * step * n[0]),
+            r4(p0[1] + k as f64 * step * n[1]),
+            r4(p0[2] + k as f64 * step * n[2]),
+        ];
+        let stored: Vec<u16> = (0..rows * cols)
+            .map(|p| (105 * k + 10 * (p / cols) + p % cols) as u16)
+            .collect();
+        let obj = ct_slice(
+            &series,
+            rows as u16,
+            cols as u16,
+            iop,
+            pos,
+            (slices - k) as i64,
+            2.0,
+            -1000.0 - 10.0 * k as f64,
+            &stored,
+        );
+        sops[k] = obj
+            .0
+            .element(tags::SOP_INSTANCE_UID)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         paths[k] = dir.path().join(names[f]);
         obj.write(&paths[k], EXPLICIT_LE);
     }
@@ -154,7 +197,10 @@ fn oblique_ct_phantom_is_sorted_along_the_normal_with_exact_geometry_and_hu() {
     assert_eq!(s.body_part.as_deref(), Some("CHEST"));
     assert_eq!(s.photometric.as_deref(), Some("MONOCHROME2"));
     assert_eq!(s.series_instance_uid.as_deref(), Some(series.as_str()));
-    assert_eq!(s.source, paths, "sources in array order (ascending along n)");
+    assert_eq!(
+        s.source, paths,
+        "sources in array order (ascending along n)"
+    );
     assert_eq!(s.sop_instance_uids, sops);
     assert!(s.window.is_none(), "the modality stage applies no window");
     // Spacing [slice, row, col]: the step along n, then Pixel Spacing (row spacing first).
@@ -162,12 +208,20 @@ fn oblique_ct_phantom_is_sorted_along_the_normal_with_exact_geometry_and_hu() {
     assert_eq!(sp.len(), 3);
     assert!((sp[0].unwrap() - step).abs() < 1e-9, "slice spacing {sp:?}");
     assert_eq!((sp[1], sp[2]), (Some(0.7), Some(0.9)));
-    assert_close3(s.origin.unwrap(), p0, "origin = position of the slice lowest along n");
+    assert_close3(
+        s.origin.unwrap(),
+        p0,
+        "origin = position of the slice lowest along n",
+    );
     let d = s.direction.unwrap();
     assert_close3(d[0], r, "row cosine");
     assert_close3(d[1], c, "column cosine");
     assert_close3(d[2], n, "slice normal");
-    assert!(s.warnings.is_empty(), "clean series, no warnings: {:?}", s.warnings);
+    assert!(
+        s.warnings.is_empty(),
+        "clean series, no warnings: {:?}",
+        s.warnings
+    );
     let expected: Vec<f64> = (0..slices)
         .flat_map(|k| (0..rows).flat_map(move |j| (0..cols).map(move |i| hu(k, j, i))))
         .collect();
@@ -182,7 +236,8 @@ fn axial_series(dir: &Path, series: &str, iop: [f64; 6], positions: &[[f64; 3]])
         .map(|(q, &pos)| {
             let stored: Vec<u16> = (0..4).map(|p| (10 * q + p) as u16).collect();
             let p = dir.join(format!("s{q:02}.dcm"));
-            ct_slice(series, 2, 2, iop, pos, q as i64 + 1, 1.0, 0.0, &stored).write(&p, EXPLICIT_LE);
+            ct_slice(series, 2, 2, iop, pos, q as i64 + 1, 1.0, 0.0, &stored)
+                .write(&p, EXPLICIT_LE);
             p
         })
         .collect()
@@ -203,7 +258,11 @@ fn a_missing_slice_is_a_gap_warning() {
     // Steps 2, 2, 4, 2: the 4 mm step exceeds 1.5 × the 2 mm median.
     let v = single_vol(&z(&[0.0, 2.0, 4.0, 8.0, 10.0]));
     assert_eq!(v.array.shape(), &[5, 2, 2]);
-    assert!(has_warning(&v, "missing slices: gap(s) of 4.000 mm after slice 2"), "{:?}", v.sidecar.warnings);
+    assert!(
+        has_warning(&v, "missing slices: gap(s) of 4.000 mm after slice 2"),
+        "{:?}",
+        v.sidecar.warnings
+    );
     assert_eq!(v.sidecar.spacing.as_ref().unwrap()[0], Some(2.0));
 }
 
@@ -215,8 +274,16 @@ fn single_vol(positions: &[[f64; 3]]) -> Item {
 fn uneven_spacing_warns_without_calling_it_a_gap() {
     // Steps 2, 2, 2.5, 2: spread 0.5 mm > 1 % of the 2 mm median, but 2.5 < 1.5 × 2.
     let v = single_vol(&z(&[0.0, 2.0, 4.0, 6.5, 8.5]));
-    assert!(has_warning(&v, "uneven slice spacing"), "{:?}", v.sidecar.warnings);
-    assert!(!has_warning(&v, "missing slices"), "{:?}", v.sidecar.warnings);
+    assert!(
+        has_warning(&v, "uneven slice spacing"),
+        "{:?}",
+        v.sidecar.warnings
+    );
+    assert!(
+        !has_warning(&v, "missing slices"),
+        "{:?}",
+        v.sidecar.warnings
+    );
 }
 
 #[test]
@@ -224,8 +291,18 @@ fn a_duplicate_position_warns_and_keeps_the_first_instance() {
     // Files s01 (instance 2) and s02 (instance 3) share z = 2; the lower Instance Number stays.
     let v = single_vol(&z(&[0.0, 2.0, 2.0, 4.0]));
     assert_eq!(v.array.shape(), &[3, 2, 2]);
-    assert!(has_warning(&v, "1 slice(s) share a position"), "{:?}", v.sidecar.warnings);
-    assert_values(&v, &[0.0, 1.0, 2.0, 3.0, 10.0, 11.0, 12.0, 13.0, 30.0, 31.0, 32.0, 33.0], 0.0);
+    assert!(
+        has_warning(&v, "1 slice(s) share a position"),
+        "{:?}",
+        v.sidecar.warnings
+    );
+    assert_values(
+        &v,
+        &[
+            0.0, 1.0, 2.0, 3.0, 10.0, 11.0, 12.0, 13.0, 30.0, 31.0, 32.0, 33.0,
+        ],
+        0.0,
+    );
 }
 
 #[test]
@@ -233,7 +310,11 @@ fn positions_off_the_normal_are_a_tilt_warning() {
     // Axial plane (n = +z) but each slice origin moves 1 mm in y: a gantry tilt.
     let pos: Vec<[f64; 3]> = (0..4).map(|k| [0.0, -(k as f64), 2.0 * k as f64]).collect();
     let v = single_vol(&pos);
-    assert!(has_warning(&v, "slice origins drift 3.000 mm off the slice normal"), "{:?}", v.sidecar.warnings);
+    assert!(
+        has_warning(&v, "slice origins drift 3.000 mm off the slice normal"),
+        "{:?}",
+        v.sidecar.warnings
+    );
     assert_eq!(v.sidecar.spacing.as_ref().unwrap()[0], Some(2.0));
 }
 
@@ -248,21 +329,37 @@ fn two_orientations_in_one_series_split_into_parts() {
     axial_series(&axial, &series, AXIAL, &z(&[0.0, 3.0, 6.0]));
     // Coronal: row (1,0,0), column (0,0,-1), so n = r × c = (0, 1, 0); positions along y.
     let cor = [1.0, 0.0, 0.0, 0.0, 0.0, -1.0];
-    let ys: Vec<[f64; 3]> = [0.0, 4.0, 8.0, 12.0].iter().map(|&y| [0.0, y, 0.0]).collect();
+    let ys: Vec<[f64; 3]> = [0.0, 4.0, 8.0, 12.0]
+        .iter()
+        .map(|&y| [0.0, y, 0.0])
+        .collect();
     axial_series(&coronal, &series, cor, &ys);
     let (items, failures) = ingest(&[dir.path().to_path_buf()], &modality());
     assert!(failures.is_empty(), "{failures:?}");
     assert_eq!(items.len(), 2, "one volume per orientation");
     let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
-    assert_eq!(names, vec![format!("series_{series}"), format!("series_{series}_part2")]);
-    let ax = items.iter().find(|i| i.sidecar.direction.unwrap()[2] == [0.0, 0.0, 1.0]).expect("axial part");
-    let co = items.iter().find(|i| i.sidecar.direction.unwrap()[2] == [0.0, 1.0, 0.0]).expect("coronal part");
+    assert_eq!(
+        names,
+        vec![format!("series_{series}"), format!("series_{series}_part2")]
+    );
+    let ax = items
+        .iter()
+        .find(|i| i.sidecar.direction.unwrap()[2] == [0.0, 0.0, 1.0])
+        .expect("axial part");
+    let co = items
+        .iter()
+        .find(|i| i.sidecar.direction.unwrap()[2] == [0.0, 1.0, 0.0])
+        .expect("coronal part");
     assert_eq!(ax.array.shape(), &[3, 2, 2]);
     assert_eq!(co.array.shape(), &[4, 2, 2]);
     assert_eq!(ax.sidecar.spacing.as_ref().unwrap()[0], Some(3.0));
     assert_eq!(co.sidecar.spacing.as_ref().unwrap()[0], Some(4.0));
     for i in &items {
-        assert!(has_warning(i, "series split into 2 parts"), "{:?}", i.sidecar.warnings);
+        assert!(
+            has_warning(i, "series split into 2 parts"),
+            "{:?}",
+            i.sidecar.warnings
+        );
     }
 }
 
@@ -278,9 +375,19 @@ fn temporal_positions_split_a_4d_series_into_volumes() {
     for (f, &(t, k)) in order.iter().enumerate() {
         // Value at time t, slice k, pixel p: 100·t + 10·k + p.
         let stored: Vec<u16> = (0..4).map(|p| (100 * t + 10 * k + p) as u16).collect();
-        let obj = ct_slice(&series, 2, 2, AXIAL, [1.0, 2.0, 5.0 * k as f64], (f + 1) as i64, 1.0, 0.0, &stored)
-            .is(tags::TEMPORAL_POSITION_IDENTIFIER, &[t as i64 + 1])
-            .is(tags::NUMBER_OF_TEMPORAL_POSITIONS, &[4]);
+        let obj = ct_slice(
+            &series,
+            2,
+            2,
+            AXIAL,
+            [1.0, 2.0, 5.0 * k as f64],
+            (f + 1) as i64,
+            1.0,
+            0.0,
+            &stored,
+        )
+        .is(tags::TEMPORAL_POSITION_IDENTIFIER, &[t as i64 + 1])
+        .is(tags::NUMBER_OF_TEMPORAL_POSITIONS, &[4]);
         obj.write(&dir.path().join(format!("f{f:02}.dcm")), EXPLICIT_LE);
     }
     let (items, failures) = ingest(&[dir.path().to_path_buf()], &modality());
@@ -292,8 +399,14 @@ fn temporal_positions_split_a_4d_series_into_volumes() {
         assert_eq!(v.sidecar.kind, ItemKind::Volume);
         assert_eq!(v.array.shape(), &[3, 2, 2]);
         assert_eq!(v.sidecar.spacing.as_ref().unwrap()[0], Some(5.0));
-        assert!(!has_warning(v, "share a position"), "{:?}", v.sidecar.warnings);
-        let expected: Vec<f64> = (0..3).flat_map(|k| (0..4).map(move |p| (100 * t + 10 * k + p) as f64)).collect();
+        assert!(
+            !has_warning(v, "share a position"),
+            "{:?}",
+            v.sidecar.warnings
+        );
+        let expected: Vec<f64> = (0..3)
+            .flat_map(|k| (0..4).map(move |p| (100 * t + 10 * k + p) as f64))
+            .collect();
         assert_values(v, &expected, 0.0);
     }
 }
@@ -312,7 +425,11 @@ fn bits_stored_12_masks_garbage_above_high_bit_11() {
     let v = [0u16, 1, 2047, 2048, 4095, 1234];
     let garbage = [0xF000u16, 0x1000, 0xA000, 0x5000, 0xF000, 0x8000];
     let words: Vec<u16> = v.iter().zip(garbage).map(|(a, g)| a | g).collect();
-    let item = single(&pixels16(ct(2, 3, 12, false), &words), EXPLICIT_LE, &modality());
+    let item = single(
+        &pixels16(ct(2, 3, 12, false), &words),
+        EXPLICIT_LE,
+        &modality(),
+    );
     assert_eq!(item.array.shape(), &[2, 3]);
     assert_eq!(item.sidecar.kind, ItemKind::Image);
     assert_values(&item, &[0.0, 1.0, 2047.0, 2048.0, 4095.0, 1234.0], 0.0);
@@ -333,7 +450,11 @@ fn signed_12_bit_values_are_sign_extended() {
     // Pixel Representation 1: two's complement in Bits Stored bits (PS3.3 C.7.6.3.1).
     let v = [-2048i16, -1, 0, 1, 2047, -5];
     let words: Vec<u16> = v.iter().map(|&a| (a as u16 & 0x0FFF) | 0xA000).collect();
-    let item = single(&pixels16(ct(2, 3, 12, true), &words), EXPLICIT_LE, &modality());
+    let item = single(
+        &pixels16(ct(2, 3, 12, true), &words),
+        EXPLICIT_LE,
+        &modality(),
+    );
     assert_values(&item, &[-2048.0, -1.0, 0.0, 1.0, 2047.0, -5.0], 0.0);
 }
 
@@ -341,7 +462,9 @@ fn signed_12_bit_values_are_sign_extended() {
 fn rescale_slope_and_intercept_give_modality_values() {
     // PS3.3 C.11.1.1.2: output = Rescale Slope · stored + Rescale Intercept.
     let obj = pixels16(
-        ct(1, 4, 16, false).ds(tags::RESCALE_SLOPE, &[0.5]).ds(tags::RESCALE_INTERCEPT, &[-100.25]),
+        ct(1, 4, 16, false)
+            .ds(tags::RESCALE_SLOPE, &[0.5])
+            .ds(tags::RESCALE_INTERCEPT, &[-100.25]),
         &[0, 3, 1000, 65535],
     );
     let item = single(&obj, EXPLICIT_LE, &modality());
@@ -349,7 +472,9 @@ fn rescale_slope_and_intercept_give_modality_values() {
 }
 
 fn lut_item(desc: [u16; 3], data: &[u16]) -> Obj {
-    Obj::new().us(tags::LUT_DESCRIPTOR, &desc).ow(tags::LUT_DATA, data)
+    Obj::new()
+        .us(tags::LUT_DESCRIPTOR, &desc)
+        .ow(tags::LUT_DATA, data)
 }
 
 #[test]
@@ -357,8 +482,10 @@ fn modality_lut_sequence_maps_and_clamps() {
     // PS3.3 C.11.1.1.1: descriptor [entries, first mapped, bits]; inputs below the first mapped
     // value take the first entry, inputs past the table the last.
     let obj = pixels16(
-        image(SECONDARY_CAPTURE_STORAGE, "OT", 1, 6, 16, 16, false)
-            .seq(tags::MODALITY_LUT_SEQUENCE, vec![lut_item([4, 10, 16], &[100, 200, 300, 65535])]),
+        image(SECONDARY_CAPTURE_STORAGE, "OT", 1, 6, 16, 16, false).seq(
+            tags::MODALITY_LUT_SEQUENCE,
+            vec![lut_item([4, 10, 16], &[100, 200, 300, 65535])],
+        ),
         &[0, 10, 11, 12, 13, 50],
     );
     let item = single(&obj, EXPLICIT_LE, &modality());
@@ -370,8 +497,10 @@ fn modality_lut_first_mapped_value_is_signed_for_signed_pixels() {
     // Signed pixels make the descriptor's second value signed: 65534 means -2 (C.11.1.1.1).
     let words: Vec<u16> = [-3i16, -2, -1, 0, 5].iter().map(|&v| v as u16).collect();
     let obj = pixels16(
-        image(SECONDARY_CAPTURE_STORAGE, "OT", 1, 5, 16, 16, true)
-            .seq(tags::MODALITY_LUT_SEQUENCE, vec![lut_item([3, 65534, 16], &[10, 20, 30])]),
+        image(SECONDARY_CAPTURE_STORAGE, "OT", 1, 5, 16, 16, true).seq(
+            tags::MODALITY_LUT_SEQUENCE,
+            vec![lut_item([3, 65534, 16], &[10, 20, 30])],
+        ),
         &words,
     );
     let item = single(&obj, EXPLICIT_LE, &modality());
@@ -382,7 +511,9 @@ fn modality_lut_first_mapped_value_is_signed_for_signed_pixels() {
 fn hu_image(hu: &[i16]) -> Obj {
     let words: Vec<u16> = hu.iter().map(|&v| v as u16).collect();
     pixels16(
-        ct(1, hu.len() as u16, 16, true).ds(tags::RESCALE_SLOPE, &[1.0]).ds(tags::RESCALE_INTERCEPT, &[0.0]),
+        ct(1, hu.len() as u16, 16, true)
+            .ds(tags::RESCALE_SLOPE, &[1.0])
+            .ds(tags::RESCALE_INTERCEPT, &[0.0]),
         &words,
     )
 }
@@ -398,7 +529,11 @@ fn display_linear_window_uses_the_first_center_and_width() {
     assert_eq!(item.sidecar.stage, Stage::Display);
     assert_eq!(item.sidecar.window, Some(Window::linear(40.0, 400.0)));
     let e = |x: f64| (x - 39.5) / 399.0 + 0.5;
-    assert_values(&item, &[0.0, 1.0, e(39.0), e(40.0), e(100.0), 0.0, 1.0], 1e-7);
+    assert_values(
+        &item,
+        &[0.0, 1.0, e(39.0), e(40.0), e(100.0), 0.0, 1.0],
+        1e-7,
+    );
 }
 
 #[test]
@@ -422,9 +557,17 @@ fn display_sigmoid_window() {
         .ds(tags::WINDOW_WIDTH, &[20.0])
         .text(tags::VOILUT_FUNCTION, VR::CS, "SIGMOID");
     let item = single(&obj, EXPLICIT_LE, &display());
-    assert_eq!(item.sidecar.window.unwrap().function, VoiLutFunction::Sigmoid);
+    assert_eq!(
+        item.sidecar.window.unwrap().function,
+        VoiLutFunction::Sigmoid
+    );
     // exp(-2) = 0.1353352832366127, exp(2) = 7.38905609893065, exp(8) = 2980.957987041728.
-    let expected = [0.5, 1.0 / (1.0 + 0.1353352832366127), 1.0 / (1.0 + 7.38905609893065), 1.0 / (1.0 + 2980.957987041728)];
+    let expected = [
+        0.5,
+        1.0 / (1.0 + 0.1353352832366127),
+        1.0 / (1.0 + 7.38905609893065),
+        1.0 / (1.0 + 2980.957987041728),
+    ];
     assert_values(&item, &expected, 1e-7);
 }
 
@@ -432,13 +575,19 @@ fn display_sigmoid_window() {
 fn display_voi_lut_sequence_scales_by_the_entry_range() {
     // PS3.3 C.11.2.1.1: a 16-bit VOI LUT; its output range 0..=65535 becomes [0, 1].
     let obj = pixels16(
-        image(SECONDARY_CAPTURE_STORAGE, "OT", 1, 5, 16, 16, false)
-            .seq(tags::VOILUT_SEQUENCE, vec![lut_item([4, 0, 16], &[0, 16384, 32768, 65535])]),
+        image(SECONDARY_CAPTURE_STORAGE, "OT", 1, 5, 16, 16, false).seq(
+            tags::VOILUT_SEQUENCE,
+            vec![lut_item([4, 0, 16], &[0, 16384, 32768, 65535])],
+        ),
         &[0, 1, 2, 3, 9],
     );
     let item = single(&obj, EXPLICIT_LE, &display());
     assert!(item.sidecar.window.is_none());
-    assert_values(&item, &[0.0, 16384.0 / 65535.0, 32768.0 / 65535.0, 1.0, 1.0], 1e-7);
+    assert_values(
+        &item,
+        &[0.0, 16384.0 / 65535.0, 32768.0 / 65535.0, 1.0, 1.0],
+        1e-7,
+    );
 }
 
 #[test]
@@ -468,7 +617,13 @@ fn window_option_and_presets_override_the_file() {
 fn display_without_voi_falls_back_to_min_max() {
     let item = single(&hu_image(&[-10, 0, 30, 20]), EXPLICIT_LE, &display());
     assert!(item.sidecar.window.is_none());
-    assert_eq!(item.sidecar.voi, Some(medvqa_ingest::lut::Voi::MinMax { min: -10.0, max: 30.0 }));
+    assert_eq!(
+        item.sidecar.voi,
+        Some(medvqa_ingest::lut::Voi::MinMax {
+            min: -10.0,
+            max: 30.0
+        })
+    );
     assert_values(&item, &[0.0, 0.25, 1.0, 0.75], 1e-7);
 }
 
@@ -476,7 +631,11 @@ fn display_without_voi_falls_back_to_min_max() {
 fn monochrome1_is_inverted_so_that_one_is_brightest() {
     // MONOCHROME1: the minimum value is white (PS3.3 C.7.6.3.1.2).
     let obj = pixels16(
-        image(SECONDARY_CAPTURE_STORAGE, "CR", 1, 3, 16, 16, false).text(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME1"),
+        image(SECONDARY_CAPTURE_STORAGE, "CR", 1, 3, 16, 16, false).text(
+            tags::PHOTOMETRIC_INTERPRETATION,
+            VR::CS,
+            "MONOCHROME1",
+        ),
         &[0, 50, 100],
     );
     let item = single(&obj, EXPLICIT_LE, &display());
@@ -498,11 +657,19 @@ fn rgb_planar_configuration_0_and_1_give_the_same_pixels() {
     // PS3.3 C.7.6.3.1.3: 0 = R1 G1 B1 R2 G2 B2 …; 1 = R1 R2 … G1 G2 … B1 B2 ….
     let (rows, cols) = (2usize, 3usize);
     let px = |p: usize, c: usize| (10 * p + c + 1) as u8;
-    let interleaved: Vec<u8> = (0..rows * cols).flat_map(|p| (0..3).map(move |c| px(p, c))).collect();
-    let planes: Vec<u8> = (0..3).flat_map(|c| (0..rows * cols).map(move |p| px(p, c))).collect();
+    let interleaved: Vec<u8> = (0..rows * cols)
+        .flat_map(|p| (0..3).map(move |c| px(p, c)))
+        .collect();
+    let planes: Vec<u8> = (0..3)
+        .flat_map(|c| (0..rows * cols).map(move |p| px(p, c)))
+        .collect();
     let expected: Vec<f64> = interleaved.iter().map(|&b| b as f64).collect();
     for (planar, data) in [(0, &interleaved), (1, &planes)] {
-        let item = single(&pixels8(colour(2, 3, "RGB", planar), data), EXPLICIT_LE, &modality());
+        let item = single(
+            &pixels8(colour(2, 3, "RGB", planar), data),
+            EXPLICIT_LE,
+            &modality(),
+        );
         assert_eq!(item.array.shape(), &[rows, cols, 3], "planar {planar}");
         assert_values(&item, &expected, 0.0);
     }
@@ -514,18 +681,28 @@ fn ybr_expected(y: f64, cb: f64, cr: f64) -> [f64; 3] {
     let r = y + 1.402 * (cr - 128.0);
     let g = y - 0.344136 * (cb - 128.0) - 0.714136 * (cr - 128.0);
     let b = y + 1.772 * (cb - 128.0);
-    [r.clamp(0.0, 255.0), g.clamp(0.0, 255.0), b.clamp(0.0, 255.0)]
+    [
+        r.clamp(0.0, 255.0),
+        g.clamp(0.0, 255.0),
+        b.clamp(0.0, 255.0),
+    ]
 }
 
 #[test]
 fn ybr_full_becomes_rgb() {
     let data = [100u8, 128, 128, 100, 138, 118, 250, 128, 250, 0, 0, 255];
-    let item = single(&pixels8(colour(2, 2, "YBR_FULL", 0), &data), EXPLICIT_LE, &modality());
+    let item = single(
+        &pixels8(colour(2, 2, "YBR_FULL", 0), &data),
+        EXPLICIT_LE,
+        &modality(),
+    );
     assert_eq!(item.array.shape(), &[2, 2, 3]);
     assert_eq!(item.sidecar.photometric.as_deref(), Some("YBR_FULL"));
     // Worked by hand: (100, 138, 118) → (85.98, 103.7, 117.72); (250, 128, 250) → R clipped to
     // 255, G = 250 - 0.714136·122 = 162.875408, B = 250; (0, 0, 255) → (178.054, 0, 0).
-    let expected = [100.0, 100.0, 100.0, 85.98, 103.7, 117.72, 255.0, 162.875408, 250.0, 178.054, 0.0, 0.0];
+    let expected = [
+        100.0, 100.0, 100.0, 85.98, 103.7, 117.72, 255.0, 162.875408, 250.0, 178.054, 0.0, 0.0,
+    ];
     for (k, e) in expected.chunks(3).enumerate() {
         let d = &data[3 * k..3 * k + 3];
         let f = ybr_expected(d[0] as f64, d[1] as f64, d[2] as f64);
@@ -540,7 +717,11 @@ fn ybr_full_becomes_rgb() {
 fn ybr_full_422_shares_chroma_between_pixel_pairs() {
     // PS3.3 C.7.6.3.1.2, YBR_FULL_422 uncompressed: each pair of pixels is Y1 Y2 Cb Cr.
     let data = [100u8, 110, 138, 118, 120, 130, 128, 128];
-    let item = single(&pixels8(colour(1, 4, "YBR_FULL_422", 0), &data), EXPLICIT_LE, &modality());
+    let item = single(
+        &pixels8(colour(1, 4, "YBR_FULL_422", 0), &data),
+        EXPLICIT_LE,
+        &modality(),
+    );
     assert_eq!(item.array.shape(), &[1, 4, 3]);
     let expected: Vec<f64> = [
         ybr_expected(100.0, 138.0, 118.0),
@@ -549,15 +730,26 @@ fn ybr_full_422_shares_chroma_between_pixel_pairs() {
         ybr_expected(130.0, 128.0, 128.0),
     ]
     .concat();
-    for (a, b) in expected[..6].iter().zip([85.98, 103.7, 117.72, 95.98, 113.7, 127.72]) {
+    for (a, b) in expected[..6]
+        .iter()
+        .zip([85.98, 103.7, 117.72, 95.98, 113.7, 127.72])
+    {
         assert!((a - b).abs() < 1e-9);
     }
     assert_values(&item, &expected, 1e-4);
 }
 
 fn palette(rows: u16, cols: u16, bits_allocated: u16) -> Obj {
-    image(SECONDARY_CAPTURE_STORAGE, "OT", rows, cols, bits_allocated, bits_allocated, false)
-        .text(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "PALETTE COLOR")
+    image(
+        SECONDARY_CAPTURE_STORAGE,
+        "OT",
+        rows,
+        cols,
+        bits_allocated,
+        bits_allocated,
+        false,
+    )
+    .text(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "PALETTE COLOR")
 }
 
 #[test]
@@ -569,14 +761,19 @@ fn palette_color_8_bit_tables() {
     let blue = [1u8, 2, 3, 4];
     let obj = pixels8(palette(1, 4, 8), &[0, 1, 2, 3])
         .us(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, &[4, 0, 8])
-        .us(tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, &[4, 0, 8])
+        .us(
+            tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+            &[4, 0, 8],
+        )
         .us(tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, &[4, 0, 8])
         .ow_bytes(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA, &red)
         .ow_bytes(tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA, &green)
         .ow_bytes(tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA, &blue);
     let item = single(&obj, EXPLICIT_LE, &modality());
     assert_eq!(item.array.shape(), &[1, 4, 3]);
-    let expected: Vec<f64> = (0..4).flat_map(|p| [red[p], green[p], blue[p]].map(|v| v as f64)).collect();
+    let expected: Vec<f64> = (0..4)
+        .flat_map(|p| [red[p], green[p], blue[p]].map(|v| v as f64))
+        .collect();
     assert_values(&item, &expected, 0.0);
     // Display: the 8-bit entry range to [0, 1].
     let item = single(&obj, EXPLICIT_LE, &display());
@@ -588,14 +785,35 @@ fn palette_color_8_bit_tables() {
 fn palette_color_16_bit_tables_with_a_first_mapped_value() {
     // First mapped value 10: index 9 clamps to the first entry, 13 to the last.
     let obj = pixels16(palette(1, 5, 16), &[9, 10, 11, 12, 13])
-        .us(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, &[3, 10, 16])
-        .us(tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, &[3, 10, 16])
-        .us(tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, &[3, 10, 16])
-        .ow(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA, &[0, 32768, 65535])
-        .ow(tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA, &[1000, 2000, 3000])
+        .us(
+            tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+            &[3, 10, 16],
+        )
+        .us(
+            tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+            &[3, 10, 16],
+        )
+        .us(
+            tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+            &[3, 10, 16],
+        )
+        .ow(
+            tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            &[0, 32768, 65535],
+        )
+        .ow(
+            tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            &[1000, 2000, 3000],
+        )
         .ow(tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA, &[7, 8, 9]);
     let item = single(&obj, EXPLICIT_LE, &modality());
-    let rows = [[0.0, 1000.0, 7.0], [0.0, 1000.0, 7.0], [32768.0, 2000.0, 8.0], [65535.0, 3000.0, 9.0], [65535.0, 3000.0, 9.0]];
+    let rows = [
+        [0.0, 1000.0, 7.0],
+        [0.0, 1000.0, 7.0],
+        [32768.0, 2000.0, 8.0],
+        [65535.0, 3000.0, 9.0],
+        [65535.0, 3000.0, 9.0],
+    ];
     assert_values(&item, &rows.concat(), 0.0);
 }
 
@@ -608,13 +826,30 @@ fn segmented_palette_color_tables() {
     let blue = [0u16, 1, 7000, 1, 7, 0]; // 7000, then 6000 … 0
     let obj = pixels8(palette(1, 8, 8), &[0, 1, 2, 3, 4, 5, 6, 7])
         .us(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, &[8, 0, 16])
-        .us(tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, &[8, 0, 16])
-        .us(tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, &[8, 0, 16])
+        .us(
+            tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+            &[8, 0, 16],
+        )
+        .us(
+            tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+            &[8, 0, 16],
+        )
         .ow(tags::SEGMENTED_RED_PALETTE_COLOR_LOOKUP_TABLE_DATA, &red)
-        .ow(tags::SEGMENTED_GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA, &green)
+        .ow(
+            tags::SEGMENTED_GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            &green,
+        )
         .ow(tags::SEGMENTED_BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA, &blue);
     let item = single(&obj, EXPLICIT_LE, &modality());
-    let expected: Vec<f64> = (0..8).flat_map(|p| [100.0 * p as f64, 1000.0 * p as f64, 7000.0 - 1000.0 * p as f64]).collect();
+    let expected: Vec<f64> = (0..8)
+        .flat_map(|p| {
+            [
+                100.0 * p as f64,
+                1000.0 * p as f64,
+                7000.0 - 1000.0 * p as f64,
+            ]
+        })
+        .collect();
     assert_values(&item, &expected, 0.0);
 }
 
@@ -635,12 +870,20 @@ fn float_and_double_float_pixel_data() {
             .us(tags::BITS_ALLOCATED, &[tag_bits])
     };
     let f = [-1.5f32, 0.0, 2.25, 1.0e6];
-    let obj = base(32).elem(tags::FLOAT_PIXEL_DATA, VR::OF, PrimitiveValue::F32(f.iter().copied().collect()));
+    let obj = base(32).elem(
+        tags::FLOAT_PIXEL_DATA,
+        VR::OF,
+        PrimitiveValue::F32(f.iter().copied().collect()),
+    );
     let item = single(&obj, EXPLICIT_LE, &modality());
     assert_eq!(item.array.shape(), &[2, 2]);
     assert_values(&item, &f.map(|v| v as f64), 0.0);
     let d = [-1.5f64, 1.0e-3, 3.0e10, 0.1];
-    let obj = base(64).elem(tags::DOUBLE_FLOAT_PIXEL_DATA, VR::OD, PrimitiveValue::F64(d.iter().copied().collect()));
+    let obj = base(64).elem(
+        tags::DOUBLE_FLOAT_PIXEL_DATA,
+        VR::OD,
+        PrimitiveValue::F64(d.iter().copied().collect()),
+    );
     let item = single(&obj, EXPLICIT_LE, &modality());
     assert_values(&item, &d, 0.0);
 }
@@ -649,12 +892,18 @@ fn float_and_double_float_pixel_data() {
 fn one_bit_pixels_unpack_least_significant_bit_first() {
     // Bits Allocated 1: a continuous bit stream, first pixel in bit 0 (PS3.5 8.1.1, Annex D),
     // frames not padded to byte boundaries. Two 3×5 frames = 30 bits.
-    let bits: Vec<u8> = vec![1, 0, 0, 1, 1, 0, 1, 0, 1, 0, 1, 1, 1, 0, 0, /* frame 2 */ 0, 1, 1, 0, 0, 1, 0, 1, 0, 1, 0, 0, 0, 1, 1];
+    let bits: Vec<u8> = vec![
+        1, 0, 0, 1, 1, 0, 1, 0, 1, 0, 1, 1, 1, 0, 0, /* frame 2 */ 0, 1, 1, 0, 0, 1, 0, 1, 0,
+        1, 0, 0, 0, 1, 1,
+    ];
     // Packed by hand: bits 0-7 = 1,0,0,1,1,0,1,0 → 0b0101_1001 = 0x59; bits 8-15 = 1,0,1,1,1,0,0,0 →
     // 0x1D; bits 16-23 = 1,1,0,0,1,0,1,0 → 0x53; bits 24-29 = 1,0,0,0,1,1 → 0x31.
     let packed = [0x59u8, 0x1D, 0x53, 0x31];
     for (byte, chunk) in packed.iter().zip(bits.chunks(8)) {
-        let b = chunk.iter().enumerate().fold(0u8, |acc, (i, &v)| acc | (v << i));
+        let b = chunk
+            .iter()
+            .enumerate()
+            .fold(0u8, |acc, (i, &v)| acc | (v << i));
         assert_eq!(*byte, b, "hand packing");
     }
     let obj = pixels8(
@@ -664,18 +913,27 @@ fn one_bit_pixels_unpack_least_significant_bit_first() {
     let item = single(&obj, EXPLICIT_LE, &modality());
     assert_eq!(item.sidecar.kind, ItemKind::Frames);
     assert_eq!(item.array.shape(), &[2, 3, 5]);
-    assert_values(&item, &bits.iter().map(|&b| b as f64).collect::<Vec<_>>(), 0.0);
+    assert_values(
+        &item,
+        &bits.iter().map(|&b| b as f64).collect::<Vec<_>>(),
+        0.0,
+    );
 }
 
 fn words32(v: &[u32]) -> Vec<u16> {
-    v.iter().flat_map(|&x| [x as u16, (x >> 16) as u16]).collect()
+    v.iter()
+        .flat_map(|&x| [x as u16, (x >> 16) as u16])
+        .collect()
 }
 
 #[test]
 fn thirty_two_bit_unsigned_and_signed_pixels() {
     // Values exactly representable in f32 (4e9 = 0xEE6B2800 has 21 significant bits).
     let u = [0u32, 1, 100_000, 4_000_000_000];
-    let obj = pixels16(image(SECONDARY_CAPTURE_STORAGE, "OT", 2, 2, 32, 32, false), &words32(&u));
+    let obj = pixels16(
+        image(SECONDARY_CAPTURE_STORAGE, "OT", 2, 2, 32, 32, false),
+        &words32(&u),
+    );
     let item = single(&obj, EXPLICIT_LE, &modality());
     assert_values(&item, &u.map(|v| v as f64), 0.0);
     let s = [-70_000i32, -1, 65_536, 123_456];
@@ -693,13 +951,20 @@ fn rle_lossless_16_bit_signed_ct() {
     let le: Vec<u8> = hu.iter().flat_map(|v| v.to_le_bytes()).collect();
     // The encoder itself, checked on the 16-bit pair: MSB segment first (PS3.5 G.2).
     let frame = rle_frame(&le, 1, 2);
-    assert_eq!(u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]), 2);
+    assert_eq!(
+        u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]),
+        2
+    );
     let obj = ct(2, 3, 16, true)
         .ds(tags::RESCALE_SLOPE, &[1.0])
         .ds(tags::RESCALE_INTERCEPT, &[0.0])
         .encapsulated(vec![frame]);
     let item = single(&obj, RLE_LOSSLESS, &modality());
-    assert!(item.sidecar.format.contains(RLE_LOSSLESS), "{}", item.sidecar.format);
+    assert!(
+        item.sidecar.format.contains(RLE_LOSSLESS),
+        "{}",
+        item.sidecar.format
+    );
     assert_values(&item, &hu.map(|v| v as f64), 0.0);
 }
 
@@ -708,18 +973,25 @@ fn rle_lossless_rgb_with_literal_and_replicate_runs() {
     // 4 × 40 pixels: R constant (replicate runs over 128 bytes), G a ramp (literal runs over 128
     // bytes), B constant.
     let (rows, cols) = (4usize, 40usize);
-    let px: Vec<u8> = (0..rows * cols).flat_map(|p| [7u8, (p % 256) as u8, 200]).collect();
+    let px: Vec<u8> = (0..rows * cols)
+        .flat_map(|p| [7u8, (p % 256) as u8, 200])
+        .collect();
     let obj = colour(rows as u16, cols as u16, "RGB", 0).encapsulated(vec![rle_frame(&px, 3, 1)]);
     let item = single(&obj, RLE_LOSSLESS, &modality());
     assert_eq!(item.array.shape(), &[rows, cols, 3]);
-    assert_values(&item, &px.iter().map(|&b| b as f64).collect::<Vec<_>>(), 0.0);
+    assert_values(
+        &item,
+        &px.iter().map(|&b| b as f64).collect::<Vec<_>>(),
+        0.0,
+    );
 }
 
 #[test]
 fn rle_lossless_32_bit_and_multi_frame() {
     let u = [0u32, 1, 100_000, 4_000_000_000];
     let le: Vec<u8> = u.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let obj = image(SECONDARY_CAPTURE_STORAGE, "OT", 2, 2, 32, 32, false).encapsulated(vec![rle_frame(&le, 1, 4)]);
+    let obj = image(SECONDARY_CAPTURE_STORAGE, "OT", 2, 2, 32, 32, false)
+        .encapsulated(vec![rle_frame(&le, 1, 4)]);
     let item = single(&obj, RLE_LOSSLESS, &modality());
     assert_values(&item, &u.map(|v| v as f64), 0.0);
     // Two 8-bit frames, one fragment each.
@@ -730,7 +1002,15 @@ fn rle_lossless_32_bit_and_multi_frame() {
         .encapsulated(vec![rle_frame(&f0, 1, 1), rle_frame(&f1, 1, 1)]);
     let item = single(&obj, RLE_LOSSLESS, &modality());
     assert_eq!(item.array.shape(), &[2, 2, 3]);
-    assert_values(&item, &[f0, f1].concat().iter().map(|&b| b as f64).collect::<Vec<_>>(), 0.0);
+    assert_values(
+        &item,
+        &[f0, f1]
+            .concat()
+            .iter()
+            .map(|&b| b as f64)
+            .collect::<Vec<_>>(),
+        0.0,
+    );
 }
 
 #[test]
@@ -739,15 +1019,23 @@ fn explicit_big_endian_16_and_32_bit() {
     // byte first; a 32-bit sample is four bytes MSB first.
     let hu = [-1000i16, 0, 1, 3000];
     let obj = pixels16(
-        ct(2, 2, 16, true).ds(tags::RESCALE_SLOPE, &[1.0]).ds(tags::RESCALE_INTERCEPT, &[-1024.0]),
+        ct(2, 2, 16, true)
+            .ds(tags::RESCALE_SLOPE, &[1.0])
+            .ds(tags::RESCALE_INTERCEPT, &[-1024.0]),
         &hu.map(|v| v as u16),
     );
     let item = single(&obj, EXPLICIT_BE, &modality());
     assert_values(&item, &hu.map(|v| v as f64 - 1024.0), 0.0);
     let u = [1u32, 65_536, 100_000, 4_000_000_000];
     // OW words of a 32-bit sample in big endian order: high word first.
-    let words: Vec<u16> = u.iter().flat_map(|&x| [(x >> 16) as u16, x as u16]).collect();
-    let obj = pixels16(image(SECONDARY_CAPTURE_STORAGE, "OT", 2, 2, 32, 32, false), &words);
+    let words: Vec<u16> = u
+        .iter()
+        .flat_map(|&x| [(x >> 16) as u16, x as u16])
+        .collect();
+    let obj = pixels16(
+        image(SECONDARY_CAPTURE_STORAGE, "OT", 2, 2, 32, 32, false),
+        &words,
+    );
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("be32.dcm");
     obj.write(&p, EXPLICIT_BE);
@@ -761,17 +1049,35 @@ fn explicit_big_endian_16_and_32_bit() {
 fn raw_data_sets_without_file_meta_and_files_without_preamble() {
     let hu = [-1024i16, -1, 0, 2000];
     let obj = pixels16(
-        ct(2, 2, 16, true).ds(tags::RESCALE_SLOPE, &[1.0]).ds(tags::RESCALE_INTERCEPT, &[0.0]),
+        ct(2, 2, 16, true)
+            .ds(tags::RESCALE_SLOPE, &[1.0])
+            .ds(tags::RESCALE_INTERCEPT, &[0.0]),
         &hu.map(|v| v as u16),
     );
     let dir = tempfile::tempdir().unwrap();
-    for (name, ts) in [("implicit_raw", IMPLICIT_LE), ("explicit_raw", EXPLICIT_LE), ("big_raw", EXPLICIT_BE)] {
+    for (name, ts) in [
+        ("implicit_raw", IMPLICIT_LE),
+        ("explicit_raw", EXPLICIT_LE),
+        ("big_raw", EXPLICIT_BE),
+    ] {
         let p = dir.path().join(name);
         obj.write_raw(&p, ts);
         let head = std::fs::read(&p).unwrap();
-        assert_eq!(&head[..2], if ts == EXPLICIT_BE { &[0x00, 0x08] } else { &[0x08, 0x00] }, "starts at group 0008");
+        assert_eq!(
+            &head[..2],
+            if ts == EXPLICIT_BE {
+                &[0x00, 0x08]
+            } else {
+                &[0x08, 0x00]
+            },
+            "starts at group 0008"
+        );
         let item = single_file(&p, &modality());
-        assert!(item.sidecar.format.contains(ts), "{name}: {}", item.sidecar.format);
+        assert!(
+            item.sidecar.format.contains(ts),
+            "{name}: {}",
+            item.sidecar.format
+        );
         assert_values(&item, &hu.map(|v| v as f64), 0.0);
     }
     // "DICM" and the meta at byte 0, no 128-byte preamble.
@@ -790,11 +1096,16 @@ fn enhanced_multi_frame_with_per_frame_rescale_and_positions_is_a_volume() {
     // with different rescales; the volume must come out at z = 0, 2, 4 with each frame's HU.
     let z = [4.0, 0.0, 2.0];
     let rescale = [(1.0, -1000.0), (2.0, -500.0), (0.5, 10.0)];
-    let stored: Vec<u16> = (0..3).flat_map(|f| (0..4).map(move |p| (10 * f + p + 100) as u16)).collect();
+    let stored: Vec<u16> = (0..3)
+        .flat_map(|f| (0..4).map(move |p| (10 * f + p + 100) as u16))
+        .collect();
     let per_frame: Vec<Obj> = (0..3)
         .map(|f| {
             Obj::new()
-                .seq(tags::PLANE_POSITION_SEQUENCE, vec![Obj::new().ds(tags::IMAGE_POSITION_PATIENT, &[-50.0, -60.0, z[f]])])
+                .seq(
+                    tags::PLANE_POSITION_SEQUENCE,
+                    vec![Obj::new().ds(tags::IMAGE_POSITION_PATIENT, &[-50.0, -60.0, z[f]])],
+                )
                 .seq(
                     tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE,
                     vec![Obj::new()
@@ -802,12 +1113,27 @@ fn enhanced_multi_frame_with_per_frame_rescale_and_positions_is_a_volume() {
                         .ds(tags::RESCALE_INTERCEPT, &[rescale[f].1])
                         .text(tags::RESCALE_TYPE, VR::LO, "HU")],
                 )
-                .seq(tags::FRAME_CONTENT_SEQUENCE, vec![Obj::new().elem(tags::IN_STACK_POSITION_NUMBER, VR::UL, PrimitiveValue::from(f as u32 + 1))])
+                .seq(
+                    tags::FRAME_CONTENT_SEQUENCE,
+                    vec![Obj::new().elem(
+                        tags::IN_STACK_POSITION_NUMBER,
+                        VR::UL,
+                        PrimitiveValue::from(f as u32 + 1),
+                    )],
+                )
         })
         .collect();
     let shared = Obj::new()
-        .seq(tags::PLANE_ORIENTATION_SEQUENCE, vec![Obj::new().ds(tags::IMAGE_ORIENTATION_PATIENT, &AXIAL)])
-        .seq(tags::PIXEL_MEASURES_SEQUENCE, vec![Obj::new().ds(tags::PIXEL_SPACING, &[0.5, 0.25]).ds(tags::SLICE_THICKNESS, &[2.0])]);
+        .seq(
+            tags::PLANE_ORIENTATION_SEQUENCE,
+            vec![Obj::new().ds(tags::IMAGE_ORIENTATION_PATIENT, &AXIAL)],
+        )
+        .seq(
+            tags::PIXEL_MEASURES_SEQUENCE,
+            vec![Obj::new()
+                .ds(tags::PIXEL_SPACING, &[0.5, 0.25])
+                .ds(tags::SLICE_THICKNESS, &[2.0])],
+        );
     let obj = pixels16(
         image(ENHANCED_CT_IMAGE_STORAGE, "CT", 2, 2, 16, 16, false)
             .is(tags::NUMBER_OF_FRAMES, &[3])
@@ -821,7 +1147,10 @@ fn enhanced_multi_frame_with_per_frame_rescale_and_positions_is_a_volume() {
     assert_eq!(item.array.shape(), &[3, 2, 2]);
     assert_eq!(s.spacing, Some(vec![Some(2.0), Some(0.5), Some(0.25)]));
     assert_eq!(s.origin, Some([-50.0, -60.0, 0.0]));
-    assert_eq!(s.direction, Some([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]));
+    assert_eq!(
+        s.direction,
+        Some([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    );
     let expected: Vec<f64> = [1usize, 2, 0]
         .iter()
         .flat_map(|&f| (0..4).map(move |p| rescale[f].0 * (10 * f + p + 100) as f64 + rescale[f].1))
@@ -843,8 +1172,15 @@ fn multi_frame_without_positions_is_frames() {
     let item = single(&obj, EXPLICIT_LE, &modality());
     assert_eq!(item.sidecar.kind, ItemKind::Frames);
     assert_eq!(item.array.shape(), &[3, 2, 3]);
-    assert_eq!(item.sidecar.spacing, Some(vec![None, Some(0.25), Some(0.5)]));
-    assert_values(&item, &stored.iter().map(|&v| v as f64 + 5.0).collect::<Vec<_>>(), 0.0);
+    assert_eq!(
+        item.sidecar.spacing,
+        Some(vec![None, Some(0.25), Some(0.5)])
+    );
+    assert_values(
+        &item,
+        &stored.iter().map(|&v| v as f64 + 5.0).collect::<Vec<_>>(),
+        0.0,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -856,7 +1192,10 @@ fn failure_for(p: &Path, opts: &Options) -> String {
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert_eq!(failures[0].source, p);
     let e = failures[0].error.clone();
-    assert!(e.contains(&p.display().to_string()), "error names the file: {e}");
+    assert!(
+        e.contains(&p.display().to_string()),
+        "error names the file: {e}"
+    );
     e
 }
 
@@ -867,7 +1206,10 @@ fn bad_inputs_fail_cleanly_with_the_reason() {
     let p = dir.path().join("truncated.dcm");
     pixels16(ct(4, 4, 16, false), &[7; 10]).write(&p, EXPLICIT_LE);
     let e = failure_for(&p, &modality());
-    assert!(e.contains("truncated") && e.contains("20 bytes present, 32 expected"), "{e}");
+    assert!(
+        e.contains("truncated") && e.contains("20 bytes present, 32 expected"),
+        "{e}"
+    );
 
     let p = dir.path().join("big.dcm");
     pixels16(ct(16, 16, 16, false), &[0; 256]).write(&p, EXPLICIT_LE);
@@ -892,11 +1234,21 @@ fn bad_inputs_fail_cleanly_with_the_reason() {
 
     // A compressed syntax nobody knows, and one known by name but not decodable here.
     for (name, uid, what) in [
-        ("unknown_ts.dcm", "1.2.826.0.1.3680043.99.1", "unknown transfer syntax"),
-        ("htj2k.dcm", "1.2.840.10008.1.2.4.201", "High-Throughput JPEG 2000"),
+        (
+            "unknown_ts.dcm",
+            "1.2.826.0.1.3680043.99.1",
+            "unknown transfer syntax",
+        ),
+        (
+            "htj2k.dcm",
+            "1.2.840.10008.1.2.4.201",
+            "High-Throughput JPEG 2000",
+        ),
     ] {
         let p = dir.path().join(name);
-        ct(2, 2, 16, false).encapsulated(vec![vec![1, 2, 3, 4]]).write_declared(&p, uid, EXPLICIT_LE);
+        ct(2, 2, 16, false)
+            .encapsulated(vec![vec![1, 2, 3, 4]])
+            .write_declared(&p, uid, EXPLICIT_LE);
         let e = failure_for(&p, &modality());
         assert!(e.contains(uid) && e.contains(what), "{e}");
     }
@@ -907,10 +1259,14 @@ fn written_npy_reads_back_with_the_sidecar_shape() {
     let item = single(&hu_image(&[-1000, 0, 1000]), EXPLICIT_LE, &modality());
     let dir = tempfile::tempdir().unwrap();
     pipeline::write_item(dir.path(), &item).unwrap();
-    let (shape, data) = medvqa_ingest::npy::read_f32(&dir.path().join(format!("{}.npy", item.name))).unwrap();
+    let (shape, data) =
+        medvqa_ingest::npy::read_f32(&dir.path().join(format!("{}.npy", item.name))).unwrap();
     assert_eq!(shape, item.sidecar.shape);
     assert_eq!(data, vec![-1000.0, 0.0, 1000.0]);
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(format!("{}.json", item.name))).unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join(format!("{}.json", item.name))).unwrap(),
+    )
+    .unwrap();
     assert_eq!(json["shape"], serde_json::json!([1, 3]));
     assert_eq!(json["kind"], "image");
 }
@@ -928,7 +1284,13 @@ fn feet_first_normal_orders_slices_by_decreasing_z() {
     assert_eq!(v.sidecar.origin, Some([0.0, 0.0, 4.0]));
     assert_eq!(v.sidecar.spacing.as_ref().unwrap()[0], Some(2.0));
     // Slice q (file order, z = 2q) holds 10q + pixel: output is q = 2, 1, 0.
-    assert_values(&v, &[20.0, 21.0, 22.0, 23.0, 10.0, 11.0, 12.0, 13.0, 0.0, 1.0, 2.0, 3.0], 0.0);
+    assert_values(
+        &v,
+        &[
+            20.0, 21.0, 22.0, 23.0, 10.0, 11.0, 12.0, 13.0, 0.0, 1.0, 2.0, 3.0,
+        ],
+        0.0,
+    );
 }
 
 #[test]
@@ -939,7 +1301,10 @@ fn voi_lut_first_mapped_value_is_signed_after_a_negative_intercept() {
         ct(1, 4, 16, false)
             .ds(tags::RESCALE_SLOPE, &[1.0])
             .ds(tags::RESCALE_INTERCEPT, &[-1024.0])
-            .seq(tags::VOILUT_SEQUENCE, vec![lut_item([3, 64512, 16], &[0, 30000, 65535])]),
+            .seq(
+                tags::VOILUT_SEQUENCE,
+                vec![lut_item([3, 64512, 16], &[0, 30000, 65535])],
+            ),
         &[0, 1, 2, 500],
     );
     let item = single(&obj, EXPLICIT_LE, &display());
@@ -973,8 +1338,16 @@ fn float_pixel_data_in_big_endian_and_implicit_raw() {
         .us(tags::ROWS, &[2])
         .us(tags::COLUMNS, &[2])
         .us(tags::BITS_ALLOCATED, &[32])
-        .elem(tags::FLOAT_PIXEL_DATA, VR::OF, PrimitiveValue::F32(f.iter().copied().collect()));
-    assert_values(&single(&obj, EXPLICIT_BE, &modality()), &f.map(|v| v as f64), 0.0);
+        .elem(
+            tags::FLOAT_PIXEL_DATA,
+            VR::OF,
+            PrimitiveValue::F32(f.iter().copied().collect()),
+        );
+    assert_values(
+        &single(&obj, EXPLICIT_BE, &modality()),
+        &f.map(|v| v as f64),
+        0.0,
+    );
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("float_raw");
     obj.write_raw(&p, IMPLICIT_LE);
@@ -1000,21 +1373,43 @@ fn a_window_never_applies_to_colour_images() {
         ..display()
     };
     let data = [100u8, 128, 128, 100, 138, 118, 250, 128, 250, 0, 0, 255];
-    let ybr = single(&pixels8(colour(2, 2, "YBR_FULL", 0), &data), EXPLICIT_LE, &windowed);
-    let modality_values = single(&pixels8(colour(2, 2, "YBR_FULL", 0), &data), EXPLICIT_LE, &modality());
-    assert!(ybr.sidecar.window.is_none(), "no window recorded for colour: {:?}", ybr.sidecar.window);
-    let expected: Vec<f64> = values(&modality_values).iter().map(|&v| v as f64 / 255.0).collect();
+    let ybr = single(
+        &pixels8(colour(2, 2, "YBR_FULL", 0), &data),
+        EXPLICIT_LE,
+        &windowed,
+    );
+    let modality_values = single(
+        &pixels8(colour(2, 2, "YBR_FULL", 0), &data),
+        EXPLICIT_LE,
+        &modality(),
+    );
+    assert!(
+        ybr.sidecar.window.is_none(),
+        "no window recorded for colour: {:?}",
+        ybr.sidecar.window
+    );
+    let expected: Vec<f64> = values(&modality_values)
+        .iter()
+        .map(|&v| v as f64 / 255.0)
+        .collect();
     assert_values(&ybr, &expected, 1e-6);
 
     let pal = pixels8(palette(1, 2, 8), &[0, 1])
         .us(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, &[2, 0, 8])
-        .us(tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, &[2, 0, 8])
+        .us(
+            tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+            &[2, 0, 8],
+        )
         .us(tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, &[2, 0, 8])
         .ow_bytes(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA, &[0, 255])
         .ow_bytes(tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA, &[51, 102])
         .ow_bytes(tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA, &[255, 0]);
     let item = single(&pal, EXPLICIT_LE, &windowed);
-    assert!(item.sidecar.window.is_none(), "no window recorded for colour: {:?}", item.sidecar.window);
+    assert!(
+        item.sidecar.window.is_none(),
+        "no window recorded for colour: {:?}",
+        item.sidecar.window
+    );
     assert_values(&item, &[0.0, 0.2, 1.0, 1.0, 0.4, 0.0], 1e-6);
 }
 
@@ -1026,11 +1421,20 @@ fn rle_one_bit_frames_start_on_byte_boundaries() {
     let f0 = [1u8, 0, 0, 1, 1, 0, 1, 0, 1, 0, 1, 1, 1, 0, 0];
     let f1 = [0u8, 1, 1, 0, 0, 1, 0, 1, 0, 1, 0, 0, 0, 1, 1];
     let pack = |bits: &[u8]| -> Vec<u8> {
-        bits.chunks(8).map(|c| c.iter().enumerate().fold(0u8, |acc, (i, &v)| acc | (v << i))).collect()
+        bits.chunks(8)
+            .map(|c| {
+                c.iter()
+                    .enumerate()
+                    .fold(0u8, |acc, (i, &v)| acc | (v << i))
+            })
+            .collect()
     };
     let obj = image(SECONDARY_CAPTURE_STORAGE, "OT", 3, 5, 1, 1, false)
         .is(tags::NUMBER_OF_FRAMES, &[2])
-        .encapsulated(vec![rle_frame(&pack(&f0), 1, 1), rle_frame(&pack(&f1), 1, 1)]);
+        .encapsulated(vec![
+            rle_frame(&pack(&f0), 1, 1),
+            rle_frame(&pack(&f1), 1, 1),
+        ]);
     let item = single(&obj, RLE_LOSSLESS, &modality());
     assert_eq!(item.array.shape(), &[2, 3, 5]);
     let expected: Vec<f64> = f0.iter().chain(&f1).map(|&b| b as f64).collect();
@@ -1052,7 +1456,18 @@ fn a_dicomdir_brings_in_the_files_it_references_and_only_those() {
     for k in 0..3 {
         let stored: Vec<u16> = (0..4).map(|p| (10 * k + p) as u16).collect();
         let name = format!("IM{}", 3 - k); // no extension, as on media
-        ct_slice(&series, 2, 2, AXIAL, [0.0, 0.0, 1.5 * k as f64], k as i64 + 1, 1.0, 0.0, &stored).write(&images.join(&name), EXPLICIT_LE);
+        ct_slice(
+            &series,
+            2,
+            2,
+            AXIAL,
+            [0.0, 0.0, 1.5 * k as f64],
+            k as i64 + 1,
+            1.0,
+            0.0,
+            &stored,
+        )
+        .write(&images.join(&name), EXPLICIT_LE);
         records.push(
             Obj::new()
                 .text(tags::DIRECTORY_RECORD_TYPE, VR::CS, "IMAGE")
@@ -1061,7 +1476,8 @@ fn a_dicomdir_brings_in_the_files_it_references_and_only_those() {
     }
     // A file in the same folder the DICOMDIR does not reference.
     let stray: Vec<u16> = vec![9; 4];
-    ct_slice(&uid(), 2, 2, AXIAL, [0.0, 0.0, 0.0], 1, 1.0, 0.0, &stray).write(&images.join("STRAY"), EXPLICIT_LE);
+    ct_slice(&uid(), 2, 2, AXIAL, [0.0, 0.0, 0.0], 1, 1.0, 0.0, &stray)
+        .write(&images.join("STRAY"), EXPLICIT_LE);
     let dicomdir = dir.path().join("DICOMDIR");
     Obj::new()
         .text(tags::FILE_SET_ID, VR::CS, "PHANTOM")
@@ -1072,7 +1488,9 @@ fn a_dicomdir_brings_in_the_files_it_references_and_only_those() {
     assert_eq!(items.len(), 1, "one volume, the stray file left out");
     assert_eq!(items[0].name, format!("series_{series}"));
     assert_eq!(items[0].array.shape(), &[3, 2, 2]);
-    let expected: Vec<f64> = (0..3).flat_map(|k| (0..4).map(move |p| (10 * k + p) as f64)).collect();
+    let expected: Vec<f64> = (0..3)
+        .flat_map(|k| (0..4).map(move |p| (10 * k + p) as f64))
+        .collect();
     assert_values(&items[0], &expected, 0.0);
 }
 
@@ -1098,9 +1516,19 @@ fn time_points_without_temporal_position_order_by_trigger_time() {
     for t in 0..3 {
         for k in 0..2 {
             let stored: Vec<u16> = vec![(100 * t + k) as u16; 4];
-            ct_slice(&series, 2, 2, AXIAL, [0.0, 0.0, 4.0 * k as f64], 100 - (2 * t + k) as i64, 1.0, 0.0, &stored)
-                .ds(tags::TRIGGER_TIME, &[250.0 * t as f64])
-                .write(&dir.path().join(format!("x{t}{k}.dcm")), EXPLICIT_LE);
+            ct_slice(
+                &series,
+                2,
+                2,
+                AXIAL,
+                [0.0, 0.0, 4.0 * k as f64],
+                100 - (2 * t + k) as i64,
+                1.0,
+                0.0,
+                &stored,
+            )
+            .ds(tags::TRIGGER_TIME, &[250.0 * t as f64])
+            .write(&dir.path().join(format!("x{t}{k}.dcm")), EXPLICIT_LE);
         }
     }
     let (items, failures) = ingest(&[dir.path().to_path_buf()], &modality());
@@ -1119,11 +1547,18 @@ fn file_meta_without_or_with_a_wrong_transfer_syntax_is_read_by_detection() {
     let obj = hu_image(&hu);
     let dir = tempfile::tempdir().unwrap();
     // No (0002,0010): the data set's encoding is detected from its first element.
-    for (name, encoding) in [("no_ts_implicit.dcm", IMPLICIT_LE), ("no_ts_explicit.dcm", EXPLICIT_LE)] {
+    for (name, encoding) in [
+        ("no_ts_implicit.dcm", IMPLICIT_LE),
+        ("no_ts_explicit.dcm", EXPLICIT_LE),
+    ] {
         let p = dir.path().join(name);
         obj.write_hand_meta(&p, None, encoding);
         let item = single_file(&p, &modality());
-        assert!(item.sidecar.format.contains(encoding), "{name}: {}", item.sidecar.format);
+        assert!(
+            item.sidecar.format.contains(encoding),
+            "{name}: {}",
+            item.sidecar.format
+        );
         assert_values(&item, &hu.map(|v| v as f64), 0.0);
     }
     // The meta says explicit VR, the data set is implicit VR (a common writer bug).
@@ -1131,7 +1566,11 @@ fn file_meta_without_or_with_a_wrong_transfer_syntax_is_read_by_detection() {
     obj.write_hand_meta(&p, Some(EXPLICIT_LE), IMPLICIT_LE);
     let item = single_file(&p, &modality());
     assert_values(&item, &hu.map(|v| v as f64), 0.0);
-    assert!(has_warning(&item, "not encoded in its declared transfer syntax"), "{:?}", item.sidecar.warnings);
+    assert!(
+        has_warning(&item, "not encoded in its declared transfer syntax"),
+        "{:?}",
+        item.sidecar.warnings
+    );
 }
 
 #[test]
@@ -1154,5 +1593,21 @@ fn the_same_instances_copied_twice_are_duplicates_not_time_points() {
     assert_eq!(names, vec![format!("series_{series}")]);
     assert_eq!(items[0].array.shape(), &[3, 2, 2]);
     assert!(items[0].sidecar.time_point.is_none());
-    assert!(has_warning(&items[0], "3 file(s) repeat the SOP Instance UID"), "{:?}", items[0].sidecar.warnings);
+    assert!(
+        has_warning(&items[0], "3 file(s) repeat the SOP Instance UID"),
+        "{:?}",
+        items[0].sidecar.warnings
+    );
+}
+
+#[test]
+fn a_file_reached_twice_is_read_once() {
+    // Given explicitly and through its folder: one item, no duplicate-position warning.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("one.dcm");
+    hu_image(&[3, 4]).write(&p, EXPLICIT_LE);
+    let (items, failures) = ingest(&[p.clone(), dir.path().to_path_buf(), p], &modality());
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].name, "one");
 }

@@ -50,7 +50,8 @@ impl Obj {
 
     /// A text element (CS, LO, UI, SH, ...).
     pub fn text(mut self, tag: Tag, vr: VR, s: &str) -> Self {
-        self.0.put(DataElement::new(tag, vr, PrimitiveValue::from(s)));
+        self.0
+            .put(DataElement::new(tag, vr, PrimitiveValue::from(s)));
         self
     }
 
@@ -70,7 +71,11 @@ impl Obj {
     }
 
     pub fn us(mut self, tag: Tag, values: &[u16]) -> Self {
-        self.0.put(DataElement::new(tag, VR::US, PrimitiveValue::U16(values.iter().copied().collect())));
+        self.0.put(DataElement::new(
+            tag,
+            VR::US,
+            PrimitiveValue::U16(values.iter().copied().collect()),
+        ));
         self
     }
 
@@ -82,24 +87,36 @@ impl Obj {
 
     /// OW words (the writer encodes them in the transfer syntax's byte order).
     pub fn ow(self, tag: Tag, words: &[u16]) -> Self {
-        self.elem(tag, VR::OW, PrimitiveValue::U16(words.iter().copied().collect()))
+        self.elem(
+            tag,
+            VR::OW,
+            PrimitiveValue::U16(words.iter().copied().collect()),
+        )
     }
 
     /// A byte stream as OW: pairs of bytes become little-endian words, so in a little endian
     /// file the bytes land on disk exactly as given.
     pub fn ow_bytes(self, tag: Tag, bytes: &[u8]) -> Self {
         assert!(bytes.len() % 2 == 0, "OW needs an even number of bytes");
-        let words: Vec<u16> = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+        let words: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
         self.ow(tag, &words)
     }
 
     pub fn ob(self, tag: Tag, bytes: &[u8]) -> Self {
-        self.elem(tag, VR::OB, PrimitiveValue::U8(bytes.iter().copied().collect()))
+        self.elem(
+            tag,
+            VR::OB,
+            PrimitiveValue::U8(bytes.iter().copied().collect()),
+        )
     }
 
     pub fn seq(mut self, tag: Tag, items: Vec<Obj>) -> Self {
         let items: Vec<InMemDicomObject> = items.into_iter().map(|o| o.0).collect();
-        self.0.put(DataElement::new(tag, VR::SQ, DataSetSequence::from(items)));
+        self.0
+            .put(DataElement::new(tag, VR::SQ, DataSetSequence::from(items)));
         self
     }
 
@@ -118,7 +135,8 @@ impl Obj {
             .clone()
             .with_meta(FileMetaTableBuilder::new().transfer_syntax(ts))
             .expect("file meta");
-        file.write_to_file(path).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        file.write_to_file(path)
+            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     }
 
     /// The data set alone, encoded in `ts`, with no preamble and no file meta.
@@ -168,7 +186,8 @@ impl Obj {
             .media_storage_sop_class_uid(sop_class)
             .media_storage_sop_instance_uid(sop_instance);
         let file = self.0.clone().with_meta(meta).expect("file meta");
-        file.write_to_file(path).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        file.write_to_file(path)
+            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     }
 
     /// A Part 10 file whose file meta group is written by hand (PS3.10 7.1, explicit VR little
@@ -188,9 +207,19 @@ impl Obj {
             out
         }
         // (0002,0001) File Meta Information Version: OB, 4-byte length form.
-        let mut group = vec![0x02, 0x00, 0x01, 0x00, b'O', b'B', 0, 0, 2, 0, 0, 0, 0x00, 0x01];
-        group.extend(short(0x0002, b"UI", self.string(tags::SOP_CLASS_UID).as_bytes()));
-        group.extend(short(0x0003, b"UI", self.string(tags::SOP_INSTANCE_UID).as_bytes()));
+        let mut group = vec![
+            0x02, 0x00, 0x01, 0x00, b'O', b'B', 0, 0, 2, 0, 0, 0, 0x00, 0x01,
+        ];
+        group.extend(short(
+            0x0002,
+            b"UI",
+            self.string(tags::SOP_CLASS_UID).as_bytes(),
+        ));
+        group.extend(short(
+            0x0003,
+            b"UI",
+            self.string(tags::SOP_INSTANCE_UID).as_bytes(),
+        ));
         if let Some(ts) = ts {
             group.extend(short(0x0010, b"UI", ts.as_bytes()));
         }
@@ -213,7 +242,15 @@ impl Obj {
 
 /// The attributes every image here has: SOP class and instance, series, modality, and the
 /// Image Pixel Module (PS3.3 C.7.6.3) for `rows` × `cols` grayscale samples.
-pub fn image(sop_class: &str, modality: &str, rows: u16, cols: u16, bits_allocated: u16, bits_stored: u16, signed: bool) -> Obj {
+pub fn image(
+    sop_class: &str,
+    modality: &str,
+    rows: u16,
+    cols: u16,
+    bits_allocated: u16,
+    bits_stored: u16,
+    signed: bool,
+) -> Obj {
     Obj::new()
         .text(tags::SOP_CLASS_UID, VR::UI, sop_class)
         .text(tags::SOP_INSTANCE_UID, VR::UI, &uid())
