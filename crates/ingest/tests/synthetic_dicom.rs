@@ -1611,3 +1611,98 @@ fn a_file_reached_twice_is_read_once() {
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].name, "one");
 }
+
+#[test]
+fn luts_and_palettes_survive_every_uncompressed_encoding() {
+    // LUT Data (0028,3006) and palette data are OW (words swapped in big endian, VR taken
+    // from the dictionary in implicit VR): the same tables must come out of every syntax.
+    let lut_image = pixels16(
+        image(SECONDARY_CAPTURE_STORAGE, "OT", 1, 4, 16, 16, false).seq(
+            tags::MODALITY_LUT_SEQUENCE,
+            vec![lut_item([3, 1, 16], &[1000, 2000, 60000])],
+        ),
+        &[0, 1, 2, 3],
+    );
+    let pal16 = pixels8(palette(1, 4, 8), &[0, 1, 2, 3])
+        .us(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, &[4, 0, 16])
+        .us(
+            tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+            &[4, 0, 16],
+        )
+        .us(
+            tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+            &[4, 0, 16],
+        )
+        .ow(
+            tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            &[0x0102, 0x0304, 0xFF00, 0x00FF],
+        )
+        .ow(
+            tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            &[10, 20, 30, 40],
+        )
+        .ow(tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA, &[1, 2, 3, 4]);
+    let pal8 = pixels8(palette(1, 4, 8), &[3, 2, 1, 0])
+        .us(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, &[4, 0, 8])
+        .us(
+            tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+            &[4, 0, 8],
+        )
+        .us(tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, &[4, 0, 8])
+        .ow_bytes(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA, &[1, 2, 3, 4])
+        .ow_bytes(
+            tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            &[10, 20, 30, 40],
+        )
+        .ow_bytes(
+            tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            &[200, 150, 100, 50],
+        );
+    let dir = tempfile::tempdir().unwrap();
+    for ts in [EXPLICIT_LE, EXPLICIT_BE, IMPLICIT_LE] {
+        let p = dir.path().join(format!("lut_{ts}"));
+        lut_image.write(&p, ts);
+        assert_values(
+            &single_file(&p, &modality()),
+            &[1000.0, 1000.0, 2000.0, 60000.0],
+            0.0,
+        );
+        let p = dir.path().join(format!("pal16_{ts}"));
+        pal16.write(&p, ts);
+        let expected = [
+            258.0, 10.0, 1.0, 772.0, 20.0, 2.0, 65280.0, 30.0, 3.0, 255.0, 40.0, 4.0,
+        ];
+        assert_values(&single_file(&p, &modality()), &expected, 0.0);
+        let p = dir.path().join(format!("pal8_{ts}"));
+        pal8.write(&p, ts);
+        let expected = [
+            4.0, 40.0, 50.0, 3.0, 30.0, 100.0, 2.0, 20.0, 150.0, 1.0, 10.0, 200.0,
+        ];
+        assert_values(&single_file(&p, &modality()), &expected, 0.0);
+    }
+}
+
+#[test]
+fn rgb_planar_configuration_1_is_per_frame() {
+    // PS3.3 C.7.6.3.1.3: with several frames, each frame holds its own three colour planes.
+    let frames = [[[1u8, 2, 3], [4, 5, 6]], [[7, 8, 9], [10, 11, 12]]];
+    let mut planes = Vec::new();
+    for f in &frames {
+        for c in 0..3 {
+            planes.extend(f.iter().map(|px| px[c]));
+        }
+    }
+    let obj = pixels8(
+        colour(1, 2, "RGB", 1).is(tags::NUMBER_OF_FRAMES, &[2]),
+        &planes,
+    );
+    let item = single(&obj, EXPLICIT_LE, &modality());
+    assert_eq!(item.array.shape(), &[2, 1, 2, 3]);
+    let expected: Vec<f64> = frames
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|&v| v as f64)
+        .collect();
+    assert_values(&item, &expected, 0.0);
+}
