@@ -1706,3 +1706,19 @@ fn rgb_planar_configuration_1_is_per_frame() {
         .collect();
     assert_values(&item, &expected, 0.0);
 }
+
+#[test]
+fn native_looking_pixel_data_in_an_unknown_transfer_syntax_is_refused() {
+    // GE's private 1.2.840.113619.5.2 is implicit VR little endian with big endian pixel data:
+    // read as if it were a standard syntax, the pixels would come out byte-swapped without a
+    // word. An unknown syntax must be an error naming it, whatever the pixel data looks like.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("ge_private.dcm");
+    let uid = "1.2.840.113619.5.2";
+    hu_image(&[1, 2, 3, 4]).write_declared(&p, uid, IMPLICIT_LE);
+    let e = failure_for(&p, &modality());
+    assert!(
+        e.contains(uid) && e.contains("unsupported transfer syntax"),
+        "{e}"
+    );
+}

@@ -227,7 +227,20 @@ pub fn decode(
     // Raw sample containers of `bits_allocated` bits, and the photometric interpretation they
     // are in (decoders of colour JPEG / JPEG 2000 deliver RGB).
     let (raw, photometric, planar): (std::borrow::Cow<[u8]>, String, bool) = match pixel.value() {
-        Value::Primitive(p) => (native_bytes(src, p, pa), pa.photometric.clone(), pa.planar),
+        Value::Primitive(p) => {
+            // Native-looking values in a syntax we do not know (e.g. GE's private
+            // 1.2.840.113619.5.2, big endian pixels in an implicit VR data set) cannot be
+            // trusted to be little-endian samples: refuse rather than guess.
+            if TransferSyntaxRegistry.get(&src.transfer_syntax).is_none() {
+                return Err(IngestError::UnsupportedTransferSyntax {
+                    path: path.to_path_buf(),
+                    uid: src.transfer_syntax.clone(),
+                    name: transfer_syntax_name(&src.transfer_syntax),
+                    reason: "its pixel data encoding is unknown".into(),
+                });
+            }
+            (native_bytes(src, p, pa), pa.photometric.clone(), pa.planar)
+        }
         Value::PixelSequence(_) => {
             let (bytes, pi) = decode_encapsulated(path, src, pa)?;
             (std::borrow::Cow::Owned(bytes), pi, false)
