@@ -105,6 +105,11 @@ pub fn open(path: &Path, extent: ReadExtent) -> Result<DicomSource> {
     let bare_magic = n >= 4 && &head[0..4] == b"DICM";
 
     if preamble || bare_magic {
+        let meta_start = if preamble { 132 } else { 4 };
+        // dicom-rs reserves and zero-fills each value's declared length before reading it:
+        // parse in the declared syntax only when every declared length fits in the file.
+        let (oversized_open, oversized_declared) =
+            oversized_in_declared_syntax(&mut f, meta_start, extent).map_err(|e| IngestError::io(path, e))?;
         let opts = OpenFileOptions::new().read_preamble(if preamble {
             ReadPreamble::Always
         } else {
@@ -114,7 +119,11 @@ pub fn open(path: &Path, extent: ReadExtent) -> Result<DicomSource> {
             ReadExtent::Header => opts.read_until(tags::PIXEL_DATA),
             ReadExtent::Full => opts,
         };
-        match opts.open_file(path) {
+        let opened = match &oversized_open {
+            Some(reason) => Err(reason.clone()),
+            None => opts.open_file(path).map_err(|e| e.to_string()),
+        };
+        match opened {
             Ok(obj) => {
                 let ts = obj.meta().transfer_syntax().trim_end_matches(['\0', ' ']).to_string();
                 return Ok(DicomSource {
@@ -128,15 +137,14 @@ pub fn open(path: &Path, extent: ReadExtent) -> Result<DicomSource> {
                     object: Parsed::File(obj),
                 });
             }
-            Err(e) => {
+            Err(msg) => {
                 // dicom-object refuses a meta group without (0002,0010) or with a wrong group
                 // length; both are common in the wild (pydicom ships examples). Walk the group
                 // ourselves, then parse the data set in the syntax it names, or detect it.
-                let meta_start = if preamble { 132 } else { 4 };
-                let msg = e.to_string();
                 let meta = walk_meta_group(&mut f, meta_start).map_err(|e| IngestError::io(path, e))?;
                 if let Some(meta) = meta {
-                    if let Some(ts) = meta.transfer_syntax.as_deref().and_then(|uid| TransferSyntaxRegistry.get(uid)) {
+                    let declared = meta.transfer_syntax.as_deref().and_then(|uid| TransferSyntaxRegistry.get(uid));
+                    if let Some(ts) = declared.filter(|_| oversized_declared.is_none()) {
                         f.seek(SeekFrom::Start(meta.end)).map_err(|e| IngestError::io(path, e))?;
                         let reader = BufReader::new(&mut f);
                         if let Ok(ds) = InMemDicomObject::read_dataset_with_ts(reader, ts) {
@@ -193,11 +201,20 @@ fn read_raw(path: &Path, f: &mut File, offset: u64, extent: ReadExtent) -> Resul
         path: path.to_path_buf(),
         reason: "no DICM magic and the first bytes are not a DICOM data element".into(),
     })?;
-    f.seek(SeekFrom::Start(offset))
-        .map_err(|e| IngestError::io(path, e))?;
     let ts = TransferSyntaxRegistry
         .get(ts_uid)
         .expect("the three uncompressed syntaxes are always registered");
+    let stop_at_pixel_data = extent == ReadExtent::Header;
+    if let Some(reason) = oversized_value(f, offset, syntax_encoding(ts), stop_at_pixel_data)
+        .map_err(|e| IngestError::io(path, e))?
+    {
+        return Err(IngestError::DicomParse {
+            path: path.to_path_buf(),
+            reason: format!("raw data set (no file meta, parsed as {ts_uid}): {reason}"),
+        });
+    }
+    f.seek(SeekFrom::Start(offset))
+        .map_err(|e| IngestError::io(path, e))?;
     let reader = BufReader::new(f.try_clone().map_err(|e| IngestError::io(path, e))?);
     let dataset = match extent {
         ReadExtent::Full => InMemDicomObject::read_dataset_with_ts(reader, ts),
@@ -318,6 +335,207 @@ fn walk_meta_group(f: &mut File, start: u64) -> std::io::Result<Option<MetaGroup
             }
         }
         pos += header_len + len;
+    }
+}
+
+/// How a data set is encoded: explicit VR?, big endian?; None for deflated data sets, whose
+/// declared lengths count inflated bytes and cannot be checked against the file size.
+fn syntax_encoding(ts: &dicom_encoding::TransferSyntax) -> Option<(bool, bool)> {
+    if matches!(ts.codec(), dicom_encoding::Codec::Dataset(_)) {
+        return None;
+    }
+    let explicit = ts.uid() != entries::IMPLICIT_VR_LITTLE_ENDIAN.uid();
+    Some((explicit, ts.endianness() == dicom_encoding::Endianness::Big))
+}
+
+/// Why each parse of a Part 10 file in its declared syntax must be skipped, if it must
+/// (see [`oversized_value`]): (dicom-object's `open_file`, our meta walk followed by
+/// `read_dataset_with_ts`). The two start the data set at different offsets when the group
+/// length is wrong. None where the declared syntax is unknown: the fallbacks check what they
+/// parse.
+fn oversized_in_declared_syntax(
+    f: &mut File,
+    meta_start: u64,
+    extent: ReadExtent,
+) -> std::io::Result<(Option<String>, Option<String>)> {
+    let until_pixel_data = extent == ReadExtent::Header;
+    let data_set = |f: &File, end: u64, ts: Option<String>| match ts.as_deref().and_then(|uid| TransferSyntaxRegistry.get(uid)) {
+        Some(ts) => oversized_value(f, end, syntax_encoding(ts), until_pixel_data),
+        None => Ok(None),
+    };
+    let for_open_file = match dicom_object_meta_end(f, meta_start)? {
+        Err(reason) => Some(format!("file meta: {reason}")),
+        Ok(Some((end, ts))) => data_set(f, end, ts)?,
+        Ok(None) => None,
+    };
+    let for_walk = match walk_meta_group(f, meta_start)? {
+        Some(meta) => data_set(f, meta.end, meta.transfer_syntax)?,
+        None => None,
+    };
+    Ok((for_open_file, for_walk))
+}
+
+/// Where dicom-object's file meta reader (0.10) stops and the transfer syntax it finds: it
+/// reads whole elements until their bytes reach (0002,0000) File Meta Information Group
+/// Length, whatever their group, so a wrong group length moves the data set start. Err names
+/// a meta UID value it would allocate that cannot fit; None when it would refuse the group.
+fn dicom_object_meta_end(
+    f: &mut File,
+    meta_start: u64,
+) -> std::io::Result<std::result::Result<Option<(u64, Option<String>)>, String>> {
+    let file_len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(meta_start))?;
+    let mut h = [0u8; 12];
+    if read_up_to(f, &mut h)? < 12 || h[..8] != [0x02, 0x00, 0x00, 0x00, b'U', b'L', 4, 0] {
+        return Ok(Ok(None));
+    }
+    let group_length = u64::from(u32::from_le_bytes([h[8], h[9], h[10], h[11]]));
+    let mut pos = meta_start + 12;
+    let mut read = 0u64;
+    let mut transfer_syntax = None;
+    while read < group_length {
+        f.seek(SeekFrom::Start(pos))?;
+        let mut h = [0u8; 8];
+        if read_up_to(f, &mut h)? < 8 {
+            return Ok(Ok(None));
+        }
+        let tag = Tag(u16::from_le_bytes([h[0], h[1]]), u16::from_le_bytes([h[2], h[3]]));
+        let v = [h[4], h[5]];
+        let (header_len, len) = if !is_vr(&v) || is_long_vr(&v) {
+            let mut l = [0u8; 4];
+            if read_up_to(f, &mut l)? < 4 {
+                return Ok(Ok(None));
+            }
+            (12u64, u32::from_le_bytes(l))
+        } else {
+            (8u64, u32::from(u16::from_le_bytes([h[6], h[7]])))
+        };
+        if len == u32::MAX {
+            return Ok(Ok(None));
+        }
+        let len = u64::from(len);
+        let left = file_len.saturating_sub(pos + header_len);
+        // The UIDs are read into a buffer of the declared size; other values are bounded or skipped.
+        if tag.0 == 0x0002 && matches!(tag.1, 0x0002 | 0x0003 | 0x0010 | 0x0012) && len > left {
+            return Ok(Err(format!(
+                "element ({:04X},{:04X}) declares {len} value bytes but only {left} remain (truncated or corrupt)",
+                tag.0, tag.1
+            )));
+        }
+        if len > left {
+            return Ok(Ok(None));
+        }
+        if tag == tags::TRANSFER_SYNTAX_UID && len <= 64 {
+            let mut uid = vec![0u8; len as usize];
+            read_up_to(f, &mut uid)?;
+            let uid = String::from_utf8_lossy(&uid).trim_end_matches(['\0', ' ']).to_string();
+            transfer_syntax = (!uid.is_empty()).then_some(uid);
+        }
+        pos += header_len + len;
+        read += header_len + len;
+    }
+    Ok(Ok(Some((pos, transfer_syntax))))
+}
+
+fn is_long_vr(v: &[u8; 2]) -> bool {
+    matches!(v, b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV")
+}
+
+/// The first data element whose declared value length exceeds the bytes left in the file.
+///
+/// dicom-rs (0.10) reserves and zero-fills a value's declared length before reading it, so a
+/// file of a few hundred bytes declaring 4 GiB values costs 4 GiB of memory and seconds per
+/// value (found by fuzzing; fuzz/README.md). This walks element headers the way dicom-rs's
+/// data set reader does (PS3.5 7.1, 7.5): sequences and items are entered, not skipped,
+/// undefined lengths open a sequence, fragments of encapsulated Pixel Data are skipped; and
+/// names the first value that cannot fit, so that dicom-rs never sees it. `encoding` is
+/// (explicit VR, big endian); None skips the check. `stop_at_pixel_data` stops at (7FE0,0010)
+/// (where a header read stops).
+fn oversized_value(
+    f: &File,
+    start: u64,
+    encoding: Option<(bool, bool)>,
+    stop_at_pixel_data: bool,
+) -> std::io::Result<Option<String>> {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+    use dicom_core::VR;
+    let Some((explicit, big)) = encoding else {
+        return Ok(None);
+    };
+    let file_len = f.metadata()?.len();
+    let mut r = BufReader::new(f);
+    r.seek(SeekFrom::Start(start))?;
+    let u16_of = |b: [u8; 2]| if big { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) };
+    let u32_of = |b: [u8; 4]| if big { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
+    let mut pos = start;
+    let mut in_fragments = false;
+    loop {
+        let mut h = [0u8; 8];
+        if read_up_to(&mut r, &mut h)? < 8 {
+            return Ok(None);
+        }
+        let tag = Tag(u16_of([h[0], h[1]]), u16_of([h[2], h[3]]));
+        if stop_at_pixel_data && tag == tags::PIXEL_DATA {
+            return Ok(None);
+        }
+        let mut header_len = 8u64;
+        let mut vr = None;
+        let len = if tag.0 == 0xFFFE || !explicit {
+            u32_of([h[4], h[5], h[6], h[7]])
+        } else {
+            let v = [h[4], h[5]];
+            // dicom-encoding reads an unknown VR as UN, which has the long form.
+            let long = !is_vr(&v) || is_long_vr(&v);
+            vr = Some(v);
+            if long {
+                let mut l = [0u8; 4];
+                if read_up_to(&mut r, &mut l)? < 4 {
+                    return Ok(None);
+                }
+                header_len = 12;
+                u32_of(l)
+            } else {
+                u16_of([h[6], h[7]]) as u32
+            }
+        };
+        pos += header_len;
+        let undefined = len == u32::MAX;
+        let holds_elements = if tag.0 == 0xFFFE {
+            if tag.1 == 0xE0DD {
+                in_fragments = false;
+            }
+            // Items hold elements, except in encapsulated Pixel Data where they are fragments;
+            // delimiters have no value.
+            !(tag.1 == 0xE000 && in_fragments)
+        } else if undefined {
+            in_fragments = tag == tags::PIXEL_DATA;
+            true
+        } else {
+            match vr {
+                Some(v) => &v == b"SQ",
+                None => {
+                    tag != tags::PIXEL_DATA
+                        && dicom_dictionary_std::StandardDataDictionary
+                            .by_tag(tag)
+                            .map(|e| e.vr().relaxed())
+                            == Some(VR::SQ)
+                }
+            }
+        };
+        if holds_elements || undefined {
+            continue;
+        }
+        let left = file_len.saturating_sub(pos);
+        if u64::from(len) > left {
+            return Ok(Some(format!(
+                "data element ({:04X},{:04X}) at byte {} declares {len} value bytes but only {left} remain (truncated or corrupt)",
+                tag.0,
+                tag.1,
+                pos - header_len
+            )));
+        }
+        r.seek_relative(i64::from(len))?;
+        pos += u64::from(len);
     }
 }
 
