@@ -244,7 +244,11 @@ pub fn plan(inputs: &[PathBuf]) -> Plan {
                                 Some(Format::Raster) => jobs.push(Job::Raster(r)),
                                 None => failures.push(Failure::new(
                                     &r,
-                                    format!("referenced by DICOMDIR {} but not a readable image file", p.display()),
+                                    if r.is_file() {
+                                        format!("referenced by DICOMDIR {} but not a readable image file", p.display())
+                                    } else {
+                                        format!("referenced by DICOMDIR {} but does not exist", p.display())
+                                    },
                                 )),
                             }
                         }
@@ -299,7 +303,7 @@ fn read_header(p: &Path) -> Result<Header> {
     if sop_class.as_deref() == Some(MEDIA_STORAGE_DIRECTORY)
         || attrs::has(ds, dicom_dictionary_std::tags::DIRECTORY_RECORD_SEQUENCE)
     {
-        return dicomdir_references(p, ds).map(Header::Directory);
+        return Ok(Header::Directory(dicomdir_references(p, ds)));
     }
     let h = SliceHeader::from_dataset(p.to_path_buf(), ds);
     if h.rows.is_none() || h.cols.is_none() {
@@ -315,7 +319,8 @@ fn read_header(p: &Path) -> Result<Header> {
 }
 
 /// Files a DICOMDIR references (Referenced File ID, PS3.3 F.3.2.2), resolved beside it.
-fn dicomdir_references(dd: &Path, ds: &attrs::Ds) -> Result<Vec<PathBuf>> {
+/// Missing files are kept: each becomes its own failure, and the others are still read.
+fn dicomdir_references(dd: &Path, ds: &attrs::Ds) -> Vec<PathBuf> {
     let base = dd.parent().unwrap_or(Path::new("."));
     let mut out = Vec::new();
     for rec in attrs::items(ds, dicom_dictionary_std::tags::DIRECTORY_RECORD_SEQUENCE) {
@@ -327,15 +332,9 @@ fn dicomdir_references(dd: &Path, ds: &attrs::Ds) -> Result<Vec<PathBuf>> {
         for c in &parts {
             p.push(c);
         }
-        if !p.is_file() {
-            return Err(IngestError::Invalid {
-                what: dd.display().to_string(),
-                reason: format!("DICOMDIR references {} which does not exist", p.display()),
-            });
-        }
         out.push(p);
     }
-    Ok(out)
+    out
 }
 
 /// Stable, unique output names for the jobs, in job order.

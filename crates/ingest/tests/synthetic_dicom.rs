@@ -1722,3 +1722,52 @@ fn native_looking_pixel_data_in_an_unknown_transfer_syntax_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn a_dicomdir_record_whose_file_is_missing_fails_alone() {
+    // A stale record (a file deleted from the media) is that file's failure; the files the
+    // other records reference are still ingested.
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("IMAGES");
+    std::fs::create_dir_all(&images).unwrap();
+    let series = uid();
+    let mut records = Vec::new();
+    for k in 0..3 {
+        let name = format!("IM{k}");
+        if k != 1 {
+            let stored: Vec<u16> = vec![k as u16; 4];
+            ct_slice(
+                &series,
+                2,
+                2,
+                AXIAL,
+                [0.0, 0.0, 2.0 * k as f64],
+                k as i64 + 1,
+                1.0,
+                0.0,
+                &stored,
+            )
+            .write(&images.join(&name), EXPLICIT_LE);
+        }
+        records.push(
+            Obj::new()
+                .text(tags::DIRECTORY_RECORD_TYPE, VR::CS, "IMAGE")
+                .text(tags::REFERENCED_FILE_ID, VR::CS, &format!("IMAGES\\{name}")),
+        );
+    }
+    let dicomdir = dir.path().join("DICOMDIR");
+    Obj::new()
+        .seq(tags::DIRECTORY_RECORD_SEQUENCE, records)
+        .write_with_meta(&dicomdir, EXPLICIT_LE, "1.2.840.10008.1.3.10", &uid());
+    let (items, failures) = ingest(&[dicomdir], &modality());
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].source, images.join("IM1"));
+    assert!(
+        failures[0].error.contains("does not exist"),
+        "{}",
+        failures[0].error
+    );
+    assert_eq!(items.len(), 1, "the two files present form the series");
+    assert_eq!(items[0].array.shape(), &[2, 2, 2]);
+    assert_values(&items[0], &[0.0, 0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0], 0.0);
+}
