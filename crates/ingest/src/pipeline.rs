@@ -604,7 +604,8 @@ fn dicom_volume(p: &VolumePlan, name: &str, opts: &Options) -> std::result::Resu
             modality: h0.modality.clone(),
             body_part: h0.body_part.clone(),
             photometric: Some(first.photometric.clone()),
-            spacing: Some(vec![Some(p.slice_spacing), Some(ps[0]), Some(ps[1])]),
+            // A one-slice volume (a time point of a single-position cine) has no slice step.
+            spacing: Some(vec![(p.slices.len() > 1).then_some(p.slice_spacing), Some(ps[0]), Some(ps[1])]),
             origin: h0.position,
             direction: Some(p.direction),
             window: None,

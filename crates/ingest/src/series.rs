@@ -218,7 +218,9 @@ fn assemble(group: Vec<SliceHeader>) -> Vec<VolumePlan> {
     for b in buckets.values_mut() {
         b.sort_by_key(|h| time_key(h));
     }
-    let time_points = if t > 1 && counts.iter().all(|&c| c == t) && buckets.len() > 1 {
+    // One position repeated T times is a single-slice cine: T one-slice time points (copies of
+    // one instance were removed above, so repeats here are distinct acquisitions).
+    let time_points = if t > 1 && counts.iter().all(|&c| c == t) {
         t
     } else {
         let dropped: Vec<String> = buckets

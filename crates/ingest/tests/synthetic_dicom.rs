@@ -1771,3 +1771,53 @@ fn a_dicomdir_record_whose_file_is_missing_fails_alone() {
     assert_eq!(items[0].array.shape(), &[2, 2, 2]);
     assert_values(&items[0], &[0.0, 0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0], 0.0);
 }
+
+#[test]
+fn a_single_position_cine_keeps_every_time_point() {
+    // A one-slice cine (MR cardiac cine, CT perfusion at one table position): 5 files at one
+    // position, Trigger Time 0..400 ms. Each is a time point; none may be dropped as a
+    // "duplicate position".
+    let dir = tempfile::tempdir().unwrap();
+    let series = uid();
+    for t in 0..5 {
+        ct_slice(
+            &series,
+            2,
+            2,
+            AXIAL,
+            [0.0, 0.0, 7.0],
+            10 - t as i64,
+            1.0,
+            0.0,
+            &[t as u16; 4],
+        )
+        .ds(tags::TRIGGER_TIME, &[100.0 * t as f64])
+        .write(&dir.path().join(format!("c{t}.dcm")), EXPLICIT_LE);
+    }
+    let (items, failures) = ingest(&[dir.path().to_path_buf()], &modality());
+    assert!(failures.is_empty(), "{failures:?}");
+    let all: Vec<f32> = items.iter().flat_map(values).collect();
+    for (t, i) in items.iter().enumerate() {
+        assert_eq!(i.name, format!("series_{series}_t{t:03}"));
+        assert_eq!(
+            i.sidecar.spacing,
+            Some(vec![None, Some(0.7), Some(0.9)]),
+            "no slice step in a one-slice volume"
+        );
+    }
+    assert_eq!(
+        all.len(),
+        20,
+        "every frame of the cine is kept: {:?}",
+        items.iter().map(|i| &i.name).collect::<Vec<_>>()
+    );
+    let expected: Vec<f32> = (0..5).flat_map(|t| [t as f32; 4]).collect();
+    assert_eq!(all, expected, "in trigger-time order");
+    for i in &items {
+        assert!(
+            !has_warning(i, "share a position"),
+            "{:?}",
+            i.sidecar.warnings
+        );
+    }
+}
