@@ -1821,3 +1821,18 @@ fn a_single_position_cine_keeps_every_time_point() {
         );
     }
 }
+
+#[test]
+fn rle_ybr_full_is_converted_after_decompression() {
+    // RLE keeps YBR_FULL samples as they are (PS3.5 8.2.2); the colour conversion of
+    // C.7.6.3.1.2 follows decompression.
+    let data = [100u8, 138, 118, 250, 128, 250];
+    let obj = colour(1, 2, "YBR_FULL", 0).encapsulated(vec![rle_frame(&data, 3, 1)]);
+    let item = single(&obj, RLE_LOSSLESS, &modality());
+    let expected = [
+        ybr_expected(100.0, 138.0, 118.0),
+        ybr_expected(250.0, 128.0, 250.0),
+    ]
+    .concat();
+    assert_values(&item, &expected, 1e-4);
+}
