@@ -56,18 +56,36 @@ fn parse_args() -> Result<Args, String> {
             "--threads" => {
                 threads = value("--threads")?
                     .split(',')
-                    .map(|t| t.trim().parse::<usize>().map_err(|e| format!("--threads {t}: {e}")))
+                    .map(|t| {
+                        t.trim()
+                            .parse::<usize>()
+                            .map_err(|e| format!("--threads {t}: {e}"))
+                    })
                     .collect::<Result<_, _>>()?
             }
-            "--runs" => runs = value("--runs")?.parse().map_err(|e| format!("--runs: {e}"))?,
+            "--runs" => {
+                runs = value("--runs")?
+                    .parse()
+                    .map_err(|e| format!("--runs: {e}"))?
+            }
             "--window" => {
                 let v = value("--window")?;
                 let (c, w) = v.split_once(',').ok_or("--window wants C,W")?;
-                let c: f64 = c.trim().parse().map_err(|e| format!("--window centre: {e}"))?;
-                let w: f64 = w.trim().parse().map_err(|e| format!("--window width: {e}"))?;
+                let c: f64 = c
+                    .trim()
+                    .parse()
+                    .map_err(|e| format!("--window centre: {e}"))?;
+                let w: f64 = w
+                    .trim()
+                    .parse()
+                    .map_err(|e| format!("--window width: {e}"))?;
                 fallback = Window::linear(c, w);
             }
-            "--size" => size = value("--size")?.parse().map_err(|e| format!("--size: {e}"))?,
+            "--size" => {
+                size = value("--size")?
+                    .parse()
+                    .map_err(|e| format!("--size: {e}"))?
+            }
             "--dump" => dump = Some(PathBuf::from(value("--dump")?)),
             "--dump-count" => {
                 dump_count = value("--dump-count")?
@@ -155,7 +173,8 @@ fn model_pipeline(window: Window, size: usize) -> Result<Pipeline, String> {
 }
 
 fn to_model(d: &Decoded, size: usize) -> Result<Array3<f32>, String> {
-    let img = ArrayViewD::from_shape(IxDyn(&[d.rows, d.cols]), &d.data).map_err(|e| e.to_string())?;
+    let img =
+        ArrayViewD::from_shape(IxDyn(&[d.rows, d.cols]), &d.data).map_err(|e| e.to_string())?;
     model_pipeline(d.window, size)?
         .apply_image(img)
         .map_err(|e| e.to_string())
@@ -187,7 +206,8 @@ fn stages(files: &[PathBuf], args: &Args) -> Result<(), String> {
         let pa = PixelAttrs::read(p, ds).map_err(|e| e.to_string())?;
         let mut warnings = Vec::new();
         let fa = attrs::frame_attrs(ds, pa.frames, pa.signed, &mut warnings);
-        let px = dicom::decode(p, &src, &pa, &fa, DEFAULT_MAX_SAMPLES).map_err(|e| e.to_string())?;
+        let px =
+            dicom::decode(p, &src, &pa, &fa, DEFAULT_MAX_SAMPLES).map_err(|e| e.to_string())?;
         let window = match fa.first().and_then(|f| f.voi.as_ref()) {
             Some(Voi::Window(w)) => Window::linear(w.center, w.width),
             _ => args.fallback,
@@ -211,7 +231,10 @@ fn stages(files: &[PathBuf], args: &Args) -> Result<(), String> {
         let t4 = Instant::now();
         let windowed = img.mapv(|v| d.window.apply(v as f64) as f32);
         let t5 = Instant::now();
-        std::hint::black_box(resize_f32(windowed.view(), args.size, args.size, Filter::Bilinear).map_err(|e| e.to_string())?);
+        std::hint::black_box(
+            resize_f32(windowed.view(), args.size, args.size, Filter::Bilinear)
+                .map_err(|e| e.to_string())?,
+        );
         let t6 = Instant::now();
         t_window += t5 - t4;
         t_resize += t6 - t5;
@@ -224,14 +247,17 @@ fn stages(files: &[PathBuf], args: &Args) -> Result<(), String> {
         ("of_which_window", t_window),
         ("of_which_resize", t_resize),
     ] {
-        println!("STAGE side=medvqa stage={name} ms_per_file={:.3}", t.as_secs_f64() * 1e3 / n);
+        println!(
+            "STAGE side=medvqa stage={name} ms_per_file={:.3}",
+            t.as_secs_f64() * 1e3 / n
+        );
     }
     Ok(())
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let text = std::fs::read_to_string(&args.list)
-        .map_err(|e| format!("{}: {e}", args.list.display()))?;
+    let text =
+        std::fs::read_to_string(&args.list).map_err(|e| format!("{}: {e}", args.list.display()))?;
     let files: Vec<PathBuf> = text
         .lines()
         .map(str::trim)
