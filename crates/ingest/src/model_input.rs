@@ -221,7 +221,7 @@ impl Step {
     fn apply(&self, img: Array3<f32>) -> Result<Array3<f32>> {
         let (h, w, c) = img.dim();
         Ok(match self {
-            Step::Window { window } => img.mapv(|v| window.apply(v as f64) as f32),
+            Step::Window { window } => img.mapv_into(|v| window.apply(v as f64) as f32),
             Step::MultiWindowRgb { windows } => {
                 if c != 1 {
                     return Err(invalid(
@@ -235,7 +235,7 @@ impl Step {
                 }
                 out
             }
-            Step::ToUint8 { scale, rounding } => img.mapv(|v| {
+            Step::ToUint8 { scale, rounding } => img.mapv_into(|v| {
                 let v = (v as f64 * scale) as f32;
                 let v = match rounding {
                     Rounding::Truncate => v.trunc(),
@@ -290,8 +290,8 @@ impl Step {
                 }
                 out
             }
-            Step::Rescale { factor } => img.mapv(|v| (v as f64 * factor) as f32),
-            Step::Clip { min, max } => img.mapv(|v| v.clamp(*min, *max)),
+            Step::Rescale { factor } => img.mapv_into(|v| (v as f64 * factor) as f32),
+            Step::Clip { min, max } => img.mapv_into(|v| v.clamp(*min, *max)),
             Step::Normalize { mean, std } => {
                 let pick = |v: &Vec<f64>, name: &str| -> Result<Vec<f32>> {
                     match v.len() {
