@@ -9,6 +9,8 @@
 //! - `oversized_in_sequence.dcm`: Part 10, explicit VR LE; an undefined-length SQ
 //!   (0008,1115) holding an undefined-length item holding (0009,1010) OW declaring 0xFFFFFFF0.
 //! - `oversized_raw_implicit.dcm`: no meta, implicit VR LE; (0008,0016) declaring 0xFFFFFFF0.
+//! - `oversized_deflated.dcm`: Part 10, deflated explicit VR LE; once inflated, Rows then a
+//!   private OB declaring 0xFFFFFFF0 (the declared lengths count inflated bytes).
 
 use std::path::{Path, PathBuf};
 
@@ -27,7 +29,12 @@ fn peak_rss_mib() -> Option<u64> {
     Some(kib / 1024)
 }
 
-const OVERSIZED: [&str; 3] = ["oversized_ob_explicit.dcm", "oversized_in_sequence.dcm", "oversized_raw_implicit.dcm"];
+const OVERSIZED: [&str; 4] = [
+    "oversized_ob_explicit.dcm",
+    "oversized_in_sequence.dcm",
+    "oversized_raw_implicit.dcm",
+    "oversized_deflated.dcm",
+];
 
 #[test]
 fn oversized_value_lengths_are_refused_before_allocation() {

@@ -204,8 +204,8 @@ fn read_raw(path: &Path, f: &mut File, offset: u64, extent: ReadExtent) -> Resul
     let ts = TransferSyntaxRegistry
         .get(ts_uid)
         .expect("the three uncompressed syntaxes are always registered");
-    let stop_at_pixel_data = extent == ReadExtent::Header;
-    if let Some(reason) = oversized_value(f, offset, syntax_encoding(ts), stop_at_pixel_data)
+    // Checked to the end whatever the extent: a raw data set is always read whole (below).
+    if let Some(reason) = oversized_value(f, offset, syntax_encoding(ts), false)
         .map_err(|e| IngestError::io(path, e))?
     {
         return Err(IngestError::DicomParse {
@@ -338,14 +338,21 @@ fn walk_meta_group(f: &mut File, start: u64) -> std::io::Result<Option<MetaGroup
     }
 }
 
-/// How a data set is encoded: explicit VR?, big endian?; None for deflated data sets, whose
-/// declared lengths count inflated bytes and cannot be checked against the file size.
-fn syntax_encoding(ts: &dicom_encoding::TransferSyntax) -> Option<(bool, bool)> {
-    if matches!(ts.codec(), dicom_encoding::Codec::Dataset(_)) {
-        return None;
+/// How a data set is encoded on disk.
+#[derive(Debug, Clone, Copy)]
+struct Encoding {
+    explicit: bool,
+    big_endian: bool,
+    /// A raw deflate stream of an explicit VR little endian data set (PS3.5 A.5).
+    deflated: bool,
+}
+
+fn syntax_encoding(ts: &dicom_encoding::TransferSyntax) -> Encoding {
+    Encoding {
+        explicit: ts.uid() != entries::IMPLICIT_VR_LITTLE_ENDIAN.uid(),
+        big_endian: ts.endianness() == dicom_encoding::Endianness::Big,
+        deflated: matches!(ts.codec(), dicom_encoding::Codec::Dataset(_)),
     }
-    let explicit = ts.uid() != entries::IMPLICIT_VR_LITTLE_ENDIAN.uid();
-    Some((explicit, ts.endianness() == dicom_encoding::Endianness::Big))
 }
 
 /// Why each parse of a Part 10 file in its declared syntax must be skipped, if it must
@@ -358,18 +365,20 @@ fn oversized_in_declared_syntax(
     meta_start: u64,
     extent: ReadExtent,
 ) -> std::io::Result<(Option<String>, Option<String>)> {
-    let until_pixel_data = extent == ReadExtent::Header;
-    let data_set = |f: &File, end: u64, ts: Option<String>| match ts.as_deref().and_then(|uid| TransferSyntaxRegistry.get(uid)) {
-        Some(ts) => oversized_value(f, end, syntax_encoding(ts), until_pixel_data),
-        None => Ok(None),
+    // Only open_file stops at Pixel Data for a header read; read_dataset_with_ts reads it all.
+    let data_set = |f: &File, end: u64, ts: Option<String>, until_pixel_data: bool| {
+        match ts.as_deref().and_then(|uid| TransferSyntaxRegistry.get(uid)) {
+            Some(ts) => oversized_value(f, end, syntax_encoding(ts), until_pixel_data),
+            None => Ok(None),
+        }
     };
     let for_open_file = match dicom_object_meta_end(f, meta_start)? {
         Err(reason) => Some(format!("file meta: {reason}")),
-        Ok(Some((end, ts))) => data_set(f, end, ts)?,
+        Ok(Some((end, ts))) => data_set(f, end, ts, extent == ReadExtent::Header)?,
         Ok(None) => None,
     };
     let for_walk = match walk_meta_group(f, meta_start)? {
-        Some(meta) => data_set(f, meta.end, meta.transfer_syntax)?,
+        Some(meta) => data_set(f, meta.end, meta.transfer_syntax, false)?,
         None => None,
     };
     Ok((for_open_file, for_walk))
@@ -448,30 +457,51 @@ fn is_long_vr(v: &[u8; 2]) -> bool {
 /// value (found by fuzzing; fuzz/README.md). This walks element headers the way dicom-rs's
 /// data set reader does (PS3.5 7.1, 7.5): sequences and items are entered, not skipped,
 /// undefined lengths open a sequence, fragments of encapsulated Pixel Data are skipped; and
-/// names the first value that cannot fit, so that dicom-rs never sees it. `encoding` is
-/// (explicit VR, big endian); None skips the check. `stop_at_pixel_data` stops at (7FE0,0010)
-/// (where a header read stops).
-fn oversized_value(
-    f: &File,
-    start: u64,
-    encoding: Option<(bool, bool)>,
+/// names the first value that cannot fit, so that dicom-rs never sees it. A deflated data
+/// set is walked inflated. `stop_at_pixel_data` stops at (7FE0,0010) (where a header read
+/// stops).
+fn oversized_value(f: &File, start: u64, encoding: Encoding, stop_at_pixel_data: bool) -> std::io::Result<Option<String>> {
+    let mut r = BufReader::new(f);
+    r.seek(SeekFrom::Start(start))?;
+    if !encoding.deflated {
+        let left = f.metadata()?.len().saturating_sub(start);
+        return walk_lengths(&mut r, left, encoding, stop_at_pixel_data, |r, n| r.seek_relative(n as i64));
+    }
+    // Declared lengths count inflated bytes: measure the stream, then walk it. A corrupt stream
+    // ends both where it stops inflating, as it does for dicom-rs.
+    let mut z = flate2::read::DeflateDecoder::new(r);
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    while let Ok(n @ 1..) = z.read(&mut buf) {
+        total += n as u64;
+    }
+    let mut r = z.into_inner();
+    r.seek(SeekFrom::Start(start))?;
+    let mut z = flate2::read::DeflateDecoder::new(r);
+    let skip = |z: &mut flate2::read::DeflateDecoder<BufReader<&File>>, n: u64| {
+        std::io::copy(&mut z.by_ref().take(n), &mut std::io::sink()).map(|_| ())
+    };
+    Ok(walk_lengths(&mut z, total, encoding, stop_at_pixel_data, skip).unwrap_or(None))
+}
+
+/// [`oversized_value`] over a stream of `available` bytes; `skip` passes over a value.
+fn walk_lengths<R: Read>(
+    r: &mut R,
+    available: u64,
+    encoding: Encoding,
     stop_at_pixel_data: bool,
+    mut skip: impl FnMut(&mut R, u64) -> std::io::Result<()>,
 ) -> std::io::Result<Option<String>> {
     use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
     use dicom_core::VR;
-    let Some((explicit, big)) = encoding else {
-        return Ok(None);
-    };
-    let file_len = f.metadata()?.len();
-    let mut r = BufReader::new(f);
-    r.seek(SeekFrom::Start(start))?;
+    let (explicit, big) = (encoding.explicit || encoding.deflated, encoding.big_endian);
     let u16_of = |b: [u8; 2]| if big { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) };
     let u32_of = |b: [u8; 4]| if big { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
-    let mut pos = start;
+    let mut pos = 0u64;
     let mut in_fragments = false;
     loop {
         let mut h = [0u8; 8];
-        if read_up_to(&mut r, &mut h)? < 8 {
+        if read_up_to(r, &mut h)? < 8 {
             return Ok(None);
         }
         let tag = Tag(u16_of([h[0], h[1]]), u16_of([h[2], h[3]]));
@@ -489,7 +519,7 @@ fn oversized_value(
             vr = Some(v);
             if long {
                 let mut l = [0u8; 4];
-                if read_up_to(&mut r, &mut l)? < 4 {
+                if read_up_to(r, &mut l)? < 4 {
                     return Ok(None);
                 }
                 header_len = 12;
@@ -525,16 +555,16 @@ fn oversized_value(
         if holds_elements || undefined {
             continue;
         }
-        let left = file_len.saturating_sub(pos);
+        let left = available.saturating_sub(pos);
         if u64::from(len) > left {
             return Ok(Some(format!(
-                "data element ({:04X},{:04X}) at byte {} declares {len} value bytes but only {left} remain (truncated or corrupt)",
+                "data element ({:04X},{:04X}) declares {len} value bytes but only {left} remain{} (truncated or corrupt)",
                 tag.0,
                 tag.1,
-                pos - header_len
+                if encoding.deflated { " after inflating" } else { "" }
             )));
         }
-        r.seek_relative(i64::from(len))?;
+        skip(r, u64::from(len))?;
         pos += u64::from(len);
     }
 }
