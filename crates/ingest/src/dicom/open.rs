@@ -530,13 +530,28 @@ fn walk_lengths<R: Read>(
         };
         pos += header_len;
         let undefined = len == u32::MAX;
+        // Every defined length of a well-formed file fits in what follows, containers too; so
+        // it is checked before deciding whether dicom-rs enters the element or reads its value.
+        let left = available.saturating_sub(pos);
+        if !undefined && u64::from(len) > left {
+            return Ok(Some(format!(
+                "data element ({:04X},{:04X}) declares {len} value bytes but only {left} remain{} (truncated or corrupt)",
+                tag.0,
+                tag.1,
+                if encoding.deflated { " after inflating" } else { "" }
+            )));
+        }
         let holds_elements = if tag.0 == 0xFFFE {
             if tag.1 == 0xE0DD {
                 in_fragments = false;
             }
             // Items hold elements, except in encapsulated Pixel Data where they are fragments;
-            // delimiters have no value.
-            !(tag.1 == 0xE000 && in_fragments)
+            // delimiters have no value; other (FFFE,xxxx) tags are read as UN values.
+            match tag.1 {
+                0xE000 => !in_fragments,
+                0xE00D | 0xE0DD => true,
+                _ => false,
+            }
         } else if undefined {
             in_fragments = tag == tags::PIXEL_DATA;
             true
@@ -554,15 +569,6 @@ fn walk_lengths<R: Read>(
         };
         if holds_elements || undefined {
             continue;
-        }
-        let left = available.saturating_sub(pos);
-        if u64::from(len) > left {
-            return Ok(Some(format!(
-                "data element ({:04X},{:04X}) declares {len} value bytes but only {left} remain{} (truncated or corrupt)",
-                tag.0,
-                tag.1,
-                if encoding.deflated { " after inflating" } else { "" }
-            )));
         }
         skip(r, u64::from(len))?;
         pos += u64::from(len);
