@@ -11,6 +11,11 @@
 //! - `oversized_raw_implicit.dcm`: no meta, implicit VR LE; (0008,0016) declaring 0xFFFFFFF0.
 //! - `oversized_deflated.dcm`: Part 10, deflated explicit VR LE; once inflated, Rows then a
 //!   private OB declaring 0xFFFFFFF0 (the declared lengths count inflated bytes).
+//!
+//! JPEG 2000 image larger than the header: openjp2 allocates what the codestream's SIZ marker
+//! declares (a 3.6 KB mutated file asked for > 2 GB). `j2k_siz_larger_than_header.dcm`: Part 10,
+//! JPEG 2000 lossless, Rows = Columns = 2, one fragment holding SOC, a SIZ of 65536 × 65536 × 1,
+//! EOC.
 
 use std::path::{Path, PathBuf};
 
@@ -75,4 +80,24 @@ fn oversized_value_lengths_fail_cleanly_through_the_pipeline() {
         assert_eq!(failures.len(), 1, "{name}: {failures:?}");
         assert!(failures[0].error.contains("declares"), "{name}: {}", failures[0].error);
     }
+}
+
+#[test]
+fn jpeg2000_codestream_larger_than_the_header_is_refused_before_decoding() {
+    let path = fixture("j2k_siz_larger_than_header.dcm");
+    let opts = Options {
+        stage: Stage::Modality,
+        ..Options::default()
+    };
+    let plan = pipeline::plan(std::slice::from_ref(&path));
+    assert!(plan.failures.is_empty(), "{:?}", plan.failures);
+    assert_eq!(plan.jobs.len(), 1);
+    let names = pipeline::names(&plan.jobs);
+    let failures = match pipeline::run_job(&plan.jobs[0], &names[0], &opts) {
+        Ok(items) => panic!("decoded {} item(s) from a codestream that does not match its header", items.len()),
+        Err(f) => f,
+    };
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let err = &failures[0].error;
+    assert!(err.contains("65536×65536 pixels × 1 components") && err.contains("= 4"), "{err}");
 }

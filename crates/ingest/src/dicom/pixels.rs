@@ -512,6 +512,13 @@ fn decode_encapsulated(path: &Path, src: &DicomSource, pa: &PixelAttrs) -> Resul
             if !ts.can_decode_all() {
                 return Err(unsupported("no decoder for it is built into medvqa".into()));
             }
+            // openjp2 allocates the image its codestream declares, whatever the DICOM header
+            // says (fuzzing found 3.6 KB asking for > 2 GB): refuse one larger than a frame.
+            if matches!(uid, "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.91" | "1.2.840.10008.1.2.4.201" | "1.2.840.10008.1.2.4.202" | "1.2.840.10008.1.2.4.203") {
+                if let Some(reason) = j2k_larger_than_frame(seq.fragments(), pa) {
+                    return Err(decode_err(reason));
+                }
+            }
             // Third-party decoders may panic on malformed codestreams; contain it to this file.
             let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| file.decode_pixel_data().map(|d| d.into_data())))
                 .map_err(|_| decode_err("the decoder failed on malformed data".into()))?
@@ -524,6 +531,34 @@ fn decode_encapsulated(path: &Path, src: &DicomSource, pa: &PixelAttrs) -> Resul
             Ok((decoded, pi))
         }
     }
+}
+
+/// A JPEG 2000 codestream among `fragments` whose image holds more samples than one frame of
+/// the header: SIZ marker (ISO/IEC 15444-1 A.5.1) Xsiz − XOsiz by Ysiz − YOsiz, Csiz
+/// components. SOC and SIZ open every codestream (A.5), so only each fragment's first 4 KiB
+/// (room for JP2 boxes before the codestream) is searched.
+fn j2k_larger_than_frame(fragments: &[Vec<u8>], pa: &PixelAttrs) -> Option<String> {
+    let frame = pa.rows as u64 * pa.cols as u64 * pa.samples_per_pixel as u64;
+    for frag in fragments {
+        let head = &frag[..frag.len().min(4096)];
+        let Some(at) = head.windows(4).position(|w| w == [0xFF, 0x4F, 0xFF, 0x51]) else {
+            continue;
+        };
+        // Lsiz, Rsiz (2 bytes each), eight 4-byte sizes and offsets, Csiz (2 bytes).
+        let Some(siz) = frag.get(at + 4..at + 4 + 38) else {
+            continue;
+        };
+        let be = |i: usize| u64::from(u32::from_be_bytes([siz[i], siz[i + 1], siz[i + 2], siz[i + 3]]));
+        let (width, height) = (be(4).saturating_sub(be(12)), be(8).saturating_sub(be(16)));
+        let components = u64::from(u16::from_be_bytes([siz[36], siz[37]]));
+        let samples = width.saturating_mul(height).saturating_mul(components);
+        if samples > frame {
+            return Some(format!(
+                "JPEG 2000 codestream declares {width}×{height} pixels × {components} components, more than Rows × Columns × Samples per Pixel = {frame}"
+            ));
+        }
+    }
+    None
 }
 
 /// Decodes one JPEG frame and appends it as Bits Allocated containers. 12-bit DCT codestreams,
