@@ -109,7 +109,7 @@ pub fn open(path: &Path, extent: ReadExtent) -> Result<DicomSource> {
         // dicom-rs reserves and zero-fills each value's declared length before reading it:
         // parse in the declared syntax only when every declared length fits in the file.
         let (oversized_open, oversized_declared) =
-            oversized_in_declared_syntax(&mut f, meta_start, extent).map_err(|e| IngestError::io(path, e))?;
+            oversized_in_declared_syntax(&mut f, meta_start).map_err(|e| IngestError::io(path, e))?;
         let opts = OpenFileOptions::new().read_preamble(if preamble {
             ReadPreamble::Always
         } else {
@@ -205,7 +205,7 @@ fn read_raw(path: &Path, f: &mut File, offset: u64, extent: ReadExtent) -> Resul
         .get(ts_uid)
         .expect("the three uncompressed syntaxes are always registered");
     // Checked to the end whatever the extent: a raw data set is always read whole (below).
-    if let Some(reason) = oversized_value(f, offset, syntax_encoding(ts), false)
+    if let Some(reason) = oversized_value(f, offset, syntax_encoding(ts))
         .map_err(|e| IngestError::io(path, e))?
     {
         return Err(IngestError::DicomParse {
@@ -359,26 +359,20 @@ fn syntax_encoding(ts: &dicom_encoding::TransferSyntax) -> Encoding {
 /// (see [`oversized_value`]): (dicom-object's `open_file`, our meta walk followed by
 /// `read_dataset_with_ts`). The two start the data set at different offsets when the group
 /// length is wrong. None where the declared syntax is unknown: the fallbacks check what they
-/// parse.
-fn oversized_in_declared_syntax(
-    f: &mut File,
-    meta_start: u64,
-    extent: ReadExtent,
-) -> std::io::Result<(Option<String>, Option<String>)> {
-    // Only open_file stops at Pixel Data for a header read; read_dataset_with_ts reads it all.
-    let data_set = |f: &File, end: u64, ts: Option<String>, until_pixel_data: bool| {
-        match ts.as_deref().and_then(|uid| TransferSyntaxRegistry.get(uid)) {
-            Some(ts) => oversized_value(f, end, syntax_encoding(ts), until_pixel_data),
-            None => Ok(None),
-        }
+/// parse. The whole file is checked even for a header read, which stops at the top-level Pixel
+/// Data only: a (7FE0,0010) nested in an item does not stop it.
+fn oversized_in_declared_syntax(f: &mut File, meta_start: u64) -> std::io::Result<(Option<String>, Option<String>)> {
+    let data_set = |f: &File, end: u64, ts: Option<String>| match ts.as_deref().and_then(|uid| TransferSyntaxRegistry.get(uid)) {
+        Some(ts) => oversized_value(f, end, syntax_encoding(ts)),
+        None => Ok(None),
     };
     let for_open_file = match dicom_object_meta_end(f, meta_start)? {
         Err(reason) => Some(format!("file meta: {reason}")),
-        Ok(Some((end, ts))) => data_set(f, end, ts, extent == ReadExtent::Header)?,
+        Ok(Some((end, ts))) => data_set(f, end, ts)?,
         Ok(None) => None,
     };
     let for_walk = match walk_meta_group(f, meta_start)? {
-        Some(meta) => data_set(f, meta.end, meta.transfer_syntax, false)?,
+        Some(meta) => data_set(f, meta.end, meta.transfer_syntax)?,
         None => None,
     };
     Ok((for_open_file, for_walk))
@@ -458,14 +452,13 @@ fn is_long_vr(v: &[u8; 2]) -> bool {
 /// data set reader does (PS3.5 7.1, 7.5): sequences and items are entered, not skipped,
 /// undefined lengths open a sequence, fragments of encapsulated Pixel Data are skipped; and
 /// names the first value that cannot fit, so that dicom-rs never sees it. A deflated data
-/// set is walked inflated. `stop_at_pixel_data` stops at (7FE0,0010) (where a header read
-/// stops).
-fn oversized_value(f: &File, start: u64, encoding: Encoding, stop_at_pixel_data: bool) -> std::io::Result<Option<String>> {
+/// set is walked inflated.
+fn oversized_value(f: &File, start: u64, encoding: Encoding) -> std::io::Result<Option<String>> {
     let mut r = BufReader::new(f);
     r.seek(SeekFrom::Start(start))?;
     if !encoding.deflated {
         let left = f.metadata()?.len().saturating_sub(start);
-        return walk_lengths(&mut r, left, encoding, stop_at_pixel_data, |r, n| r.seek_relative(n as i64));
+        return walk_lengths(&mut r, left, encoding, |r, n| r.seek_relative(n as i64));
     }
     // Declared lengths count inflated bytes: measure the stream, then walk it. A corrupt stream
     // ends both where it stops inflating, as it does for dicom-rs.
@@ -481,7 +474,7 @@ fn oversized_value(f: &File, start: u64, encoding: Encoding, stop_at_pixel_data:
     let skip = |z: &mut flate2::read::DeflateDecoder<BufReader<&File>>, n: u64| {
         std::io::copy(&mut z.by_ref().take(n), &mut std::io::sink()).map(|_| ())
     };
-    Ok(walk_lengths(&mut z, total, encoding, stop_at_pixel_data, skip).unwrap_or(None))
+    Ok(walk_lengths(&mut z, total, encoding, skip).unwrap_or(None))
 }
 
 /// [`oversized_value`] over a stream of `available` bytes; `skip` passes over a value.
@@ -489,7 +482,6 @@ fn walk_lengths<R: Read>(
     r: &mut R,
     available: u64,
     encoding: Encoding,
-    stop_at_pixel_data: bool,
     mut skip: impl FnMut(&mut R, u64) -> std::io::Result<()>,
 ) -> std::io::Result<Option<String>> {
     use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
@@ -505,9 +497,6 @@ fn walk_lengths<R: Read>(
             return Ok(None);
         }
         let tag = Tag(u16_of([h[0], h[1]]), u16_of([h[2], h[3]]));
-        if stop_at_pixel_data && tag == tags::PIXEL_DATA {
-            return Ok(None);
-        }
         let mut header_len = 8u64;
         let mut vr = None;
         let len = if tag.0 == 0xFFFE || !explicit {
