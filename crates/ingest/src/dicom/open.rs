@@ -559,8 +559,26 @@ fn walk_lengths<R: Read>(
         if holds_elements || undefined {
             continue;
         }
-        skip(r, u64::from(len))?;
-        pos += u64::from(len);
+        // dicom-parser reads binary values as whole numbers: a length that is not a multiple
+        // of the number size leaves the remainder unread, and the next header starts there.
+        let vr = match vr {
+            Some(v) => VR::from_binary(v).unwrap_or(VR::UN),
+            None if tag.0 == 0xFFFE => VR::UN,
+            None if tag == tags::PIXEL_DATA => VR::OW,
+            None => dicom_dictionary_std::StandardDataDictionary
+                .by_tag(tag)
+                .map(|e| e.vr().relaxed())
+                .unwrap_or(VR::UN),
+        };
+        let size = match vr {
+            VR::US | VR::SS | VR::OW => 2,
+            VR::UL | VR::SL | VR::FL | VR::OF | VR::OL | VR::AT => 4,
+            VR::FD | VR::OD | VR::SV | VR::UV | VR::OV => 8,
+            _ => 1,
+        };
+        let consumed = u64::from(len) / size * size;
+        skip(r, consumed)?;
+        pos += consumed;
     }
 }
 
