@@ -64,7 +64,9 @@ pub struct IngestArgs {
     pub max_samples: u64,
 }
 
-/// Exit codes: 0 every input ingested, 1 some failed, 2 usage error.
+/// Exit codes: 0 every input ingested, 1 some failed, 2 usage error (including an input path
+/// that does not exist). DICOM objects without pixel data met in folders (SR, RT plans…) are
+/// listed in skipped.jsonl and do not count as failures.
 pub fn run(args: IngestArgs) -> i32 {
     match run_inner(args) {
         Ok(code) => code,
@@ -127,13 +129,16 @@ fn run_inner(args: IngestArgs) -> anyhow::Result<i32> {
     std::fs::create_dir_all(&args.out)
         .map_err(|e| anyhow::anyhow!("cannot create --out {}: {e}", args.out.display()))?;
 
+    if let Some(missing) = args.inputs.iter().find(|p| !p.exists()) {
+        anyhow::bail!("input {} does not exist", missing.display());
+    }
     let plan = pipeline::plan(&args.inputs);
     let names = pipeline::names(&plan.jobs);
     if !args.overwrite {
         let mut clash: Vec<String> = names
             .iter()
             .flat_map(|n| [format!("{n}.npy"), format!("{n}.json")])
-            .chain(["errors.jsonl".to_string()])
+            .chain(["errors.jsonl".to_string(), "skipped.jsonl".to_string()])
             .filter(|f| args.out.join(f).exists())
             .collect();
         if !clash.is_empty() {
@@ -146,15 +151,28 @@ fn run_inner(args: IngestArgs) -> anyhow::Result<i32> {
         }
     }
 
+    let mut skipped_log = Vec::new();
+    for f in &plan.non_images {
+        skipped_log.extend(serde_json::to_vec(f)?);
+        skipped_log.push(b'\n');
+    }
+    if !skipped_log.is_empty() {
+        std::fs::write(args.out.join("skipped.jsonl"), skipped_log)?;
+    }
     let total = plan.jobs.len();
     let done = AtomicUsize::new(0);
     let failures = Mutex::new(plan.failures);
     let written = AtomicUsize::new(0);
     let tty = std::io::stderr().is_terminal();
     eprintln!(
-        "medvqa ingest: {total} item(s) to build from {} input(s){}",
+        "medvqa ingest: {total} item(s) to build from {} input(s){}{}",
         args.inputs.len(),
-        if plan.skipped > 0 { format!(", {} non-image file(s) passed over", plan.skipped) } else { String::new() }
+        if plan.skipped > 0 { format!(", {} non-image file(s) passed over", plan.skipped) } else { String::new() },
+        if plan.non_images.is_empty() {
+            String::new()
+        } else {
+            format!(", {} DICOM object(s) without pixel data listed in skipped.jsonl", plan.non_images.len())
+        }
     );
     plan.jobs.par_iter().zip(names.par_iter()).for_each(|(job, name)| {
         // Last line of defence: a bug that panics on one unit must not take the batch down.

@@ -97,3 +97,31 @@ fn sample_ct_resamples_and_reorients_keeping_patient_positions() {
     assert_eq!(at(12, 16, 21), 30.0);
     assert_eq!(at(12, 16, 32 - 1 - 21), -850.0, "the mirror position is the other lung");
 }
+
+#[test]
+fn non_image_dicom_in_a_folder_is_listed_not_failed_and_missing_inputs_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("study");
+    std::fs::create_dir(&input).unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/sample/chest_cr.dcm");
+    std::fs::copy(&sample, input.join("cr.dcm")).unwrap();
+    // A DICOM object without pixel data: the sample's header with Pixel Data cut off, so Rows
+    // are gone too (header ends before (0028,0010)) — a stand-in for an SR beside the images.
+    let bytes = std::fs::read(&sample).unwrap();
+    let rows_tag = [0x28u8, 0x00, 0x10, 0x00];
+    let cut = bytes.windows(4).position(|w| w == rows_tag).unwrap();
+    std::fs::write(input.join("report.dcm"), &bytes[..cut]).unwrap();
+    let out = dir.path().join("out");
+    let run = |args: &[&std::ffi::OsStr]| Command::new(env!("CARGO_BIN_EXE_medvqa")).args(args).output().unwrap();
+    let r = run(&["ingest".as_ref(), input.as_os_str(), "--out".as_ref(), out.as_os_str()]);
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    let skipped = std::fs::read_to_string(out.join("skipped.jsonl")).unwrap();
+    assert!(skipped.contains("report.dcm") && skipped.contains("no pixel data"), "{skipped}");
+    assert_eq!(std::fs::read_to_string(out.join("errors.jsonl")).unwrap(), "");
+    // Given explicitly, the same object is a failure (exit 1).
+    let out2 = dir.path().join("out2");
+    let r = run(&["ingest".as_ref(), input.join("report.dcm").as_os_str(), "--out".as_ref(), out2.as_os_str()]);
+    assert_eq!(r.status.code(), Some(1));
+    let r = run(&["ingest".as_ref(), dir.path().join("nope").as_os_str(), "--out".as_ref(), out2.as_os_str()]);
+    assert_eq!(r.status.code(), Some(2));
+}

@@ -167,6 +167,10 @@ pub struct Plan {
     pub jobs: Vec<Job>,
     pub failures: Vec<Failure>,
     pub skipped: usize,
+    /// DICOM objects without pixel data found in folders or DICOMDIRs (structured reports,
+    /// presentation states, RT plans…): not images, so not failures; listed with the reason.
+    /// Given explicitly on the command line, the same objects are failures.
+    pub non_images: Vec<Failure>,
 }
 
 pub fn plan(inputs: &[PathBuf]) -> Plan {
@@ -206,7 +210,7 @@ pub fn plan(inputs: &[PathBuf]) -> Plan {
     let mut dicom_paths = Vec::new();
     for (p, explicit, f) in classified {
         match f {
-            Some(Format::Dicom) => dicom_paths.push(p),
+            Some(Format::Dicom) => dicom_paths.push((p, explicit)),
             Some(Format::Nifti) => jobs.push(Job::Nifti(p)),
             Some(Format::Raster) => jobs.push(Job::Raster(p)),
             None if explicit => failures.push(Failure::new(
@@ -222,24 +226,25 @@ pub fn plan(inputs: &[PathBuf]) -> Plan {
     // DICOMDIRs are recognised by their SOP Class (1.2.840.10008.1.3.10), whatever their file
     // name; the files they reference join the plan (once), the DICOMDIR itself is no image.
     let mut ok = Vec::new();
+    let mut non_images = Vec::new();
     let mut pending = dicom_paths;
     while !pending.is_empty() {
-        let headers: Vec<(PathBuf, Result<Header>)> = pending
+        let headers: Vec<(PathBuf, bool, Result<Header>)> = pending
             .into_par_iter()
-            .map(|p| {
+            .map(|(p, explicit)| {
                 let h = read_header(&p);
-                (p, h)
+                (p, explicit, h)
             })
             .collect();
         pending = Vec::new();
-        for (p, h) in headers {
+        for (p, explicit, h) in headers {
             match h {
                 Ok(Header::Image(h)) => ok.push(h),
                 Ok(Header::Directory(refs)) => {
                     for r in refs {
                         if seen.insert(std::fs::canonicalize(&r).unwrap_or_else(|_| r.clone())) {
                             match classify(&r) {
-                                Some(Format::Dicom) => pending.push(r),
+                                Some(Format::Dicom) => pending.push((r, false)),
                                 Some(Format::Nifti) => jobs.push(Job::Nifti(r)),
                                 Some(Format::Raster) => jobs.push(Job::Raster(r)),
                                 None => failures.push(Failure::new(
@@ -254,6 +259,7 @@ pub fn plan(inputs: &[PathBuf]) -> Plan {
                         }
                     }
                 }
+                Err(e @ IngestError::NoPixelData { .. }) if !explicit => non_images.push(Failure::new(&p, e)),
                 Err(e) => failures.push(Failure::new(&p, e)),
             }
         }
@@ -263,6 +269,7 @@ pub fn plan(inputs: &[PathBuf]) -> Plan {
         jobs,
         failures,
         skipped,
+        non_images,
     }
 }
 
