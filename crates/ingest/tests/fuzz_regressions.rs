@@ -11,6 +11,9 @@
 //! - `oversized_raw_implicit.dcm`: no meta, implicit VR LE; (0008,0016) declaring 0xFFFFFFF0.
 //! - `oversized_deflated.dcm`: Part 10, deflated explicit VR LE; once inflated, Rows then a
 //!   private OB declaring 0xFFFFFFF0 (the declared lengths count inflated bytes).
+//! - `oversized_after_nested_pixel_data.dcm`: Part 10, explicit VR LE; a sequence item holding
+//!   a 2-byte (7FE0,0010), then a private OB declaring 0xFFFFFFF0 (a header read stops at the
+//!   top-level Pixel Data only).
 //!
 //! JPEG 2000 image larger than the header: openjp2 allocates what the codestream's SIZ marker
 //! declares (a 3.6 KB mutated file asked for > 2 GB). `j2k_siz_larger_than_header.dcm`: Part 10,
@@ -34,11 +37,12 @@ fn peak_rss_mib() -> Option<u64> {
     Some(kib / 1024)
 }
 
-const OVERSIZED: [&str; 4] = [
+const OVERSIZED: [&str; 5] = [
     "oversized_ob_explicit.dcm",
     "oversized_in_sequence.dcm",
     "oversized_raw_implicit.dcm",
     "oversized_deflated.dcm",
+    "oversized_after_nested_pixel_data.dcm",
 ];
 
 #[test]
