@@ -17,7 +17,7 @@ use crate::dicom::{self, attrs, pixels::DEFAULT_MAX_SAMPLES, PixelAttrs, ReadExt
 use crate::error::{IngestError, Result};
 use crate::lut::{Voi, Window};
 use crate::series::{plan_units, SliceHeader, Unit, VolumePlan};
-use crate::volume::{cross, norm};
+use crate::volume::cross;
 
 /// How far along the pixel pipeline the output goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,6 +108,33 @@ pub struct Sidecar {
     /// Model-stage steps with their parameters (provenance), when stage is `model`.
     pub preprocessing: Option<serde_json::Value>,
     pub time_point: Option<usize>,
+}
+
+impl Sidecar {
+    /// A modality-stage sidecar with nothing known but its sources, kind and format; each
+    /// reader fills in what its format carries.
+    fn new(source: Vec<PathBuf>, kind: ItemKind, format: String) -> Sidecar {
+        Sidecar {
+            source,
+            kind,
+            shape: vec![],
+            stage: Stage::Modality,
+            modality: None,
+            body_part: None,
+            photometric: None,
+            spacing: None,
+            origin: None,
+            direction: None,
+            window: None,
+            series_instance_uid: None,
+            sop_instance_uids: vec![],
+            warnings: vec![],
+            format,
+            voi: None,
+            preprocessing: None,
+            time_point: None,
+        }
+    }
 }
 
 /// An ingested array and its sidecar.
@@ -485,24 +512,17 @@ fn dicom_single(h: &SliceHeader, name: &str, opts: &Options) -> Result<Item> {
         name: name.to_string(),
         array,
         sidecar: Sidecar {
-            source: vec![h.path.clone()],
-            kind,
-            shape: vec![],
-            stage: Stage::Modality,
             modality: h.modality.clone(),
             body_part: h.body_part.clone(),
             photometric: Some(px.photometric.clone()),
             spacing,
             origin,
             direction,
-            window: None,
             series_instance_uid: h.series_uid.clone(),
             sop_instance_uids: d.sop_uid.into_iter().collect(),
             warnings,
-            format: d.transfer_syntax,
             voi: display_voi(voi, px.color_max),
-            preprocessing: None,
-            time_point: None,
+            ..Sidecar::new(vec![h.path.clone()], kind, d.transfer_syntax)
         },
     })
 }
@@ -517,11 +537,9 @@ fn display_voi(voi: Option<Voi>, color_max: Option<f64>) -> Option<Voi> {
 }
 
 fn direction_from_iop(o: [f64; 6]) -> [[f64; 3]; 3] {
-    let row = [o[0], o[1], o[2]];
-    let col = [o[3], o[4], o[5]];
-    let n = cross(row, col);
-    let l = norm(n);
-    [row, col, if l > 0.0 { [n[0] / l, n[1] / l, n[2] / l] } else { n }]
+    let (row, col, normal) = crate::volume::iop_axes(o);
+    // Degenerate cosines: the (zero) cross product is reported as it is.
+    [row, col, normal.unwrap_or_else(|| cross(row, col))]
 }
 
 /// Frame order along the normal, the median step, the direction, and warnings, when the
@@ -604,10 +622,6 @@ fn dicom_volume(p: &VolumePlan, name: &str, opts: &Options) -> std::result::Resu
         name: name.to_string(),
         array,
         sidecar: Sidecar {
-            source: p.slices.iter().map(|s| s.path.clone()).collect(),
-            kind: ItemKind::Volume,
-            shape: vec![],
-            stage: Stage::Modality,
             modality: h0.modality.clone(),
             body_part: h0.body_part.clone(),
             photometric: Some(first.photometric.clone()),
@@ -615,14 +629,12 @@ fn dicom_volume(p: &VolumePlan, name: &str, opts: &Options) -> std::result::Resu
             spacing: Some(vec![(p.slices.len() > 1).then_some(p.slice_spacing), Some(ps[0]), Some(ps[1])]),
             origin: h0.position,
             direction: Some(p.direction),
-            window: None,
             series_instance_uid: h0.series_uid.clone(),
             sop_instance_uids: slices.iter().filter_map(|d| d.sop_uid.clone()).collect(),
             warnings,
-            format: slices[0].transfer_syntax.clone(),
             voi: display_voi(voi0, first.color_max),
-            preprocessing: None,
             time_point: p.time_point,
+            ..Sidecar::new(p.slices.iter().map(|s| s.path.clone()).collect(), ItemKind::Volume, slices[0].transfer_syntax.clone())
         },
     }])
 }
@@ -640,24 +652,14 @@ fn nifti_items(p: &Path, name: &str, opts: &Options) -> Result<Vec<Item>> {
             name: if n > 1 { format!("{name}_t{t:03}") } else { name.to_string() },
             array,
             sidecar: Sidecar {
-                source: img.files.clone(),
-                kind: ItemKind::Volume,
-                shape: vec![],
-                stage: Stage::Modality,
-                modality: None,
-                body_part: None,
                 photometric: Some(if img.colour.is_some() { "RGB" } else { "MONOCHROME2" }.into()),
                 spacing: Some(v.spacing.iter().map(|s| Some(*s)).collect()),
                 origin: Some(v.origin),
                 direction: Some(v.direction),
-                window: None,
-                series_instance_uid: None,
-                sop_instance_uids: vec![],
                 warnings: img.warnings.clone(),
-                format: format!("NIfTI {:?} ({:?}, geometry from {:?})", img.header.version, img.header.datatype, img.geometry_source),
                 voi: img.colour.as_ref().map(|_| Voi::MinMax { min: 0.0, max: 255.0 }),
-                preprocessing: None,
                 time_point: (n > 1).then_some(t),
+                ..Sidecar::new(img.files.clone(), ItemKind::Volume, format!("NIfTI {:?} ({:?}, geometry from {:?})", img.header.version, img.header.datatype, img.geometry_source))
             },
         });
     }
@@ -674,25 +676,11 @@ fn raster_item(p: &Path, name: &str, opts: &Options) -> Result<Item> {
     Ok(Item {
         name: name.to_string(),
         sidecar: Sidecar {
-            source: vec![p.to_path_buf()],
-            kind: ItemKind::Image,
-            shape: vec![],
-            stage: Stage::Modality,
-            modality: None,
-            body_part: None,
             photometric: Some(if r.colour { "RGB" } else { "MONOCHROME2" }.into()),
-            spacing: None,
-            origin: None,
-            direction: None,
-            window: None,
-            series_instance_uid: None,
-            sop_instance_uids: vec![],
             warnings,
-            format: format!("{}-bit raster image", r.bits),
             // A PNG/JPEG/TIFF is display data already: its full stored range maps to [0, 1].
             voi: Some(Voi::MinMax { min: 0.0, max }),
-            preprocessing: None,
-            time_point: None,
+            ..Sidecar::new(vec![p.to_path_buf()], ItemKind::Image, format!("{}-bit raster image", r.bits))
         },
         array: r.pixels,
     })
