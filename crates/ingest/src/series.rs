@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use dicom_dictionary_std::tags;
 
 use crate::dicom::attrs::{self, Ds};
-use crate::volume::{cross, dot, norm};
+use crate::volume::{dot, iop_axes, norm};
 
 /// What grouping needs from one DICOM file's header.
 #[derive(Debug, Clone)]
@@ -174,12 +174,8 @@ fn split_key(h: &SliceHeader) -> String {
 
 /// Orders one split's slices and divides 4D series into time points.
 fn assemble(group: Vec<SliceHeader>) -> Vec<VolumePlan> {
-    let o = group[0].orientation.expect("stackable");
-    let row = [o[0], o[1], o[2]];
-    let col = [o[3], o[4], o[5]];
-    let n = cross(row, col);
-    let nn = norm(n);
-    let normal = if nn > 0.0 { [n[0] / nn, n[1] / nn, n[2] / nn] } else { [0.0, 0.0, 1.0] };
+    let (row, col, normal) = iop_axes(group[0].orientation.expect("stackable"));
+    let normal = normal.unwrap_or([0.0, 0.0, 1.0]);
     let pos = |h: &SliceHeader| dot(h.position.expect("stackable"), normal);
 
     // One SOP Instance UID is one instance (PS3.3 C.12.1.1.1): a second file with it is a copy

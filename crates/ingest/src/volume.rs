@@ -63,3 +63,13 @@ pub fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
 pub fn norm(a: [f64; 3]) -> f64 {
     dot(a, a).sqrt()
 }
+
+/// Row and column cosines of Image Orientation (Patient) and their unit normal
+/// (row × column, PS3.3 C.7.6.2.1.1); the normal is None when the cosines are parallel or zero.
+pub fn iop_axes(iop: [f64; 6]) -> ([f64; 3], [f64; 3], Option<[f64; 3]>) {
+    let row = [iop[0], iop[1], iop[2]];
+    let col = [iop[3], iop[4], iop[5]];
+    let n = cross(row, col);
+    let l = norm(n);
+    (row, col, (l > 0.0).then(|| [n[0] / l, n[1] / l, n[2] / l]))
+}
