@@ -1054,16 +1054,19 @@ mod tests {
             .is_err());
     }
 
+    /// The step names of a pipeline's provenance, in order.
+    fn step_names(p: &Pipeline) -> Vec<String> {
+        p.provenance()["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["step"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     #[test]
     fn model_pipeline_prefixes_the_value_steps() {
-        let names = |p: &Pipeline| -> Vec<String> {
-            p.provenance()["steps"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s["step"].as_str().unwrap().to_string())
-                .collect()
-        };
+        let names = step_names;
         let p = model_pipeline(
             &ModelTarget::Size(16),
             ItemValues::Hounsfield,
@@ -1134,12 +1137,7 @@ mod tests {
             },
         )
         .unwrap();
-        let names: Vec<String> = p.provenance()["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["step"].as_str().unwrap().to_string())
-            .collect();
+        let names = step_names(&p);
         assert_eq!(
             names,
             [
@@ -1158,12 +1156,7 @@ mod tests {
             },
         )
         .unwrap();
-        let names: Vec<String> = p.provenance()["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["step"].as_str().unwrap().to_string())
-            .collect();
+        let names = step_names(&p);
         assert_eq!(
             names,
             [
