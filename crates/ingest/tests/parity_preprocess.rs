@@ -80,7 +80,11 @@ fn model_stage_matches_transformers_processors_within_one_level() {
             assert!(plan.failures.is_empty(), "{:?}", plan.failures);
             assert_eq!(plan.jobs.len(), 1);
             let out = pipeline::run_job(&plan.jobs[0], image, &opts);
-            assert!(out.failures.is_empty(), "{proc}/{image}: {:?}", out.failures);
+            assert!(
+                out.failures.is_empty(),
+                "{proc}/{image}: {:?}",
+                out.failures
+            );
             assert_eq!(out.items.len(), 1, "{proc}/{image}");
             let got = &out.items[0].array;
             let (shape, want) =
