@@ -177,28 +177,27 @@ fn run_inner(args: IngestArgs) -> anyhow::Result<i32> {
     plan.jobs.par_iter().zip(names.par_iter()).for_each(|(job, name)| {
         // Last line of defence: a bug that panics on one unit must not take the batch down.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline::run_job(job, name, &opts)))
-            .unwrap_or_else(|_| {
-                Err(job
+            .unwrap_or_else(|_| pipeline::JobOutput {
+                items: vec![],
+                failures: job
                     .sources()
                     .into_iter()
                     .map(|s| pipeline::Failure { error: format!("{}: internal error while ingesting (a bug: please report it with this file)", s.display()), source: s })
-                    .collect())
+                    .collect(),
             });
-        match result {
-            Ok(items) => {
-                for item in items {
-                    match pipeline::write_item(&args.out, &item) {
-                        Ok(()) => {
-                            written.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(e) => failures.lock().expect("lock").push(pipeline::Failure {
-                            source: item.sidecar.source.first().cloned().unwrap_or_default(),
-                            error: format!("cannot write {}: {e}", args.out.join(&item.name).display()),
-                        }),
-                    }
+        // A job can give items and failures at once (a volume written without its unreadable
+        // slices): both are reported.
+        failures.lock().expect("lock").extend(result.failures);
+        for item in result.items {
+            match pipeline::write_item(&args.out, &item) {
+                Ok(()) => {
+                    written.fetch_add(1, Ordering::Relaxed);
                 }
+                Err(e) => failures.lock().expect("lock").push(pipeline::Failure {
+                    source: item.sidecar.source.first().cloned().unwrap_or_default(),
+                    error: format!("cannot write {}: {e}", args.out.join(&item.name).display()),
+                }),
             }
-            Err(fs) => failures.lock().expect("lock").extend(fs),
         }
         let d = done.fetch_add(1, Ordering::Relaxed) + 1;
         if tty {

@@ -430,6 +430,41 @@ fn bad_inputs_are_logged_and_the_others_still_written() {
 }
 
 #[test]
+fn an_unreadable_slice_is_logged_and_the_rest_of_its_volume_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    let (series, paths) = write_series(&input);
+    // The middle slice (z = 13) keeps its header but loses the end of its Pixel Data.
+    let bad = &paths[1];
+    let stored: Vec<u16> = slice_hu(1).iter().map(|&v| (v + 1024) as u16).collect();
+    pixels16(ct_slice(&series, 13.0, 2, slice_hu(1)), &stored[..3]).write(bad, EXPLICIT_LE);
+
+    let out_dir = dir.path().join("out");
+    let out = medvqa(&["ingest", s(&input), "--out", s(&out_dir)]);
+    assert_eq!(code(&out), 1, "one source failed: {}", stderr(&out));
+
+    let log = fs::read_to_string(out_dir.join("errors.jsonl")).unwrap();
+    let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).expect("jsonl line")).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert_eq!(lines[0]["source"], json!(s(bad)));
+    let e = lines[0]["error"].as_str().unwrap();
+    assert!(e.contains(s(bad)) && e.contains("truncated"), "{e}");
+
+    let name = format!("series_{series}");
+    let (shape, data) = npy(&out_dir.join(format!("{name}.npy")));
+    assert_eq!(shape, vec![2, 2, 2]);
+    let expected: Vec<f32> = [0, 2].iter().flat_map(|&k| slice_hu(k)).map(f32::from).collect();
+    assert_eq!(data, expected);
+    let j = json_file(&out_dir.join(format!("{name}.json")));
+    check_sidecar_keys(&j);
+    assert_eq!(j["kind"], json!("volume"));
+    assert_eq!(j["source"], json!([s(&paths[0]), s(&paths[2])]));
+    assert_eq!(j["spacing"][0], json!(6.0));
+    let warnings = j["warnings"].to_string();
+    assert!(warnings.contains("1 of 3 slice(s) left out") && warnings.contains(s(bad)), "{warnings}");
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("img.dcm");

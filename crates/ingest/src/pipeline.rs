@@ -2,7 +2,8 @@
 //! → items (an array with its sidecar) at the requested stage.
 //!
 //! Every unit is processed on its own: a failure is reported for its source files and never
-//! stops the others. Units run in parallel (rayon), the files of a series too; at most one
+//! stops the others; inside a series volume, an unreadable slice is reported alone and the
+//! volume is built from the remaining slices. Units run in parallel (rayon), the files of a series too; at most one
 //! unit per worker is held in memory, so memory is bounded by the largest series, not by the
 //! number of inputs.
 
@@ -421,20 +422,63 @@ fn sanitize(s: &str) -> String {
     if out.is_empty() { "item".into() } else { out }
 }
 
+/// What one job gave: its items and the sources that failed. Both can be non-empty: a series
+/// volume with an unreadable slice is written from its other slices, and the unreadable one
+/// is a failure of its own.
+#[derive(Debug, Default)]
+pub struct JobOutput {
+    pub items: Vec<Item>,
+    pub failures: Vec<Failure>,
+}
+
+impl JobOutput {
+    fn failed(failures: Vec<Failure>) -> JobOutput {
+        JobOutput {
+            items: vec![],
+            failures,
+        }
+    }
+}
+
 /// Runs one job to its items. Items of a 4D NIfTI get `_t000`… suffixes on `name`.
-pub fn run_job(job: &Job, name: &str, opts: &Options) -> std::result::Result<Vec<Item>, Vec<Failure>> {
-    let one = |r: Result<Item>, src: &Path| r.map(|i| vec![i]).map_err(|e| vec![Failure::new(src, e)]);
-    let items = match job {
-        Job::Dicom(Unit::Single(h)) => one(dicom_single(h, name, opts), &h.path)?,
-        Job::Dicom(Unit::Volume(p)) => dicom_volume(p, name, opts)?,
-        Job::Nifti(p) => nifti_items(p, name, opts).map_err(|e| vec![Failure::new(p, e)])?,
-        Job::Raster(p) => one(raster_item(p, name, opts), p)?,
+pub fn run_job(job: &Job, name: &str, opts: &Options) -> JobOutput {
+    let one = |r: Result<Item>, src: &Path| match r {
+        Ok(i) => JobOutput {
+            items: vec![i],
+            failures: vec![],
+        },
+        Err(e) => JobOutput::failed(vec![Failure::new(src, e)]),
     };
-    items
-        .into_iter()
-        .map(|i| finish_stage(i, opts))
-        .collect::<Result<Vec<_>>>()
-        .map_err(|e| job.sources().iter().map(|s| Failure::new(s, &e)).collect())
+    let out = match job {
+        Job::Dicom(Unit::Single(h)) => one(dicom_single(h, name, opts), &h.path),
+        Job::Dicom(Unit::Volume(p)) => dicom_volume(p, name, opts),
+        Job::Nifti(p) => match nifti_items(p, name, opts) {
+            Ok(items) => JobOutput {
+                items,
+                failures: vec![],
+            },
+            Err(e) => JobOutput::failed(vec![Failure::new(p, e)]),
+        },
+        Job::Raster(p) => one(raster_item(p, name, opts), p),
+    };
+    let mut failures = out.failures;
+    let mut items = Vec::with_capacity(out.items.len());
+    for item in out.items {
+        // The item's own sources: slices already reported as unreadable are not among them.
+        let sources = item.sidecar.source.clone();
+        match finish_stage(item, opts) {
+            Ok(i) => items.push(i),
+            Err(e) => {
+                for f in sources.iter().map(|s| Failure::new(s, &e)) {
+                    // The time points of a 4D NIfTI fail alike: one line per source and reason.
+                    if !failures.iter().any(|g: &Failure| g.source == f.source && g.error == f.error) {
+                        failures.push(f);
+                    }
+                }
+            }
+        }
+    }
+    JobOutput { items, failures }
 }
 
 /// Decoded DICOM file: modality values and what the display stage needs.
@@ -562,36 +606,75 @@ fn frames_as_volume(fa: &[attrs::FrameAttrs]) -> Option<(Vec<usize>, f64, [[f64;
     Some((order, step, dir, warnings))
 }
 
-fn dicom_volume(p: &VolumePlan, name: &str, opts: &Options) -> std::result::Result<Vec<Item>, Vec<Failure>> {
+/// Assembles a series volume from its slices. A slice that cannot be read or decoded, or
+/// whose decoded size or colour differs from most of the others, is a failure of its own and
+/// the volume is built from the rest (its geometry recomputed, so a hole shows as a gap); a
+/// single readable slice still makes a one-slice volume (slice spacing unknown), so the name
+/// and kind of the output do not depend on how many slices were lost.
+fn dicom_volume(p: &VolumePlan, name: &str, opts: &Options) -> JobOutput {
     let decoded: Vec<std::result::Result<DicomDecoded, Failure>> = p
         .slices
         .par_iter()
         .map(|s| decode_file(&s.path, opts).map_err(|e| Failure::new(&s.path, e)))
         .collect();
-    let mut slices = Vec::with_capacity(decoded.len());
     let mut failures = Vec::new();
-    for d in decoded {
+    let mut ok: Vec<(&SliceHeader, DicomDecoded)> = Vec::with_capacity(decoded.len());
+    for (h, d) in p.slices.iter().zip(decoded) {
         match d {
-            Ok(d) => slices.push(d),
+            Ok(d) => ok.push((h, d)),
             Err(f) => failures.push(f),
         }
     }
-    if !failures.is_empty() {
-        // One unreadable slice spoils the volume's geometry: report it, and the others as
-        // not ingested because of it.
-        let bad: Vec<String> = failures.iter().map(|f| f.source.display().to_string()).collect();
-        for s in &p.slices {
-            if !failures.iter().any(|f| f.source == s.path) {
-                failures.push(Failure::new(&s.path, format!("not ingested: its series volume has unreadable slice(s): {}", bad.join(", "))));
-            }
+    // Planning grouped by header Rows / Columns; the decoded size, colour or a frame count
+    // can still disagree. The most common form wins (the first in slice order on a tie).
+    let form = |d: &DicomDecoded| (d.px.rows, d.px.cols, d.px.channels, d.px.frames);
+    let mut forms: Vec<((usize, usize, usize, usize), usize)> = Vec::new();
+    for (_, d) in ok.iter().filter(|(_, d)| d.px.frames == 1) {
+        match forms.iter_mut().find(|(f, _)| *f == form(d)) {
+            Some((_, n)) => *n += 1,
+            None => forms.push((form(d), 1)),
         }
-        return Err(failures);
     }
+    let common = forms.iter().fold(None, |best: Option<((usize, usize, usize, usize), usize)>, &(f, n)| match best {
+        Some((_, m)) if m >= n => best,
+        _ => Some((f, n)),
+    });
+    ok.retain(|(h, d)| {
+        let fits = common.is_some_and(|(f, _)| form(d) == f);
+        if !fits {
+            let (rows, cols, ch, frames) = form(d);
+            failures.push(Failure::new(
+                &h.path,
+                format!(
+                    "{}: decoded {rows}x{cols} with {ch} sample(s) per pixel and {frames} frame(s), unlike the other slices of its series volume",
+                    h.path.display()
+                ),
+            ));
+        }
+        fits
+    });
+    if ok.is_empty() {
+        return JobOutput::failed(failures);
+    }
+    let mut warnings = Vec::new();
+    let plan_kept;
+    let p = if failures.is_empty() {
+        p
+    } else {
+        let mut dropped: Vec<&Path> = failures.iter().map(|f| f.source.as_path()).collect();
+        dropped.sort();
+        warnings.push(format!(
+            "{} of {} slice(s) left out because they could not be read, decoded or stacked (see errors.jsonl): {}",
+            dropped.len(),
+            p.slices.len(),
+            dropped.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        ));
+        plan_kept = p.retain(|h| ok.iter().any(|(k, _)| k.path == h.path)).expect("some slices kept");
+        &plan_kept
+    };
+    let slices: Vec<DicomDecoded> = ok.into_iter().map(|(_, d)| d).collect();
     let first = &slices[0].px;
     let (rows, cols, ch) = (first.rows, first.cols, first.channels);
-    if let Some(bad) = slices.iter().zip(&p.slices).find(|(d, _)| d.px.rows != rows || d.px.cols != cols || d.px.channels != ch || d.px.frames != 1) {
-        return Err(vec![Failure::new(&bad.1.path, "slice size or colour differs from the rest of its series volume")]);
-    }
     let mut data = Vec::with_capacity(rows * cols * ch * slices.len());
     for d in &slices {
         data.extend_from_slice(&d.px.data);
@@ -600,10 +683,16 @@ fn dicom_volume(p: &VolumePlan, name: &str, opts: &Options) -> std::result::Resu
     if ch > 1 {
         shape.push(ch);
     }
-    let array = ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| vec![Failure::new(&p.slices[0].path, e)])?;
+    let array = match ArrayD::from_shape_vec(IxDyn(&shape), data) {
+        Ok(a) => a,
+        Err(e) => {
+            failures.extend(p.slices.iter().map(|s| Failure::new(&s.path, &e)));
+            return JobOutput::failed(failures);
+        }
+    };
     let h0 = &p.slices[0];
     let ps = h0.pixel_spacing.unwrap_or([1.0, 1.0]);
-    let mut warnings = p.warnings.clone();
+    warnings.splice(0..0, p.warnings());
     for d in &slices {
         for w in &d.warnings {
             if !warnings.contains(w) {
@@ -618,7 +707,7 @@ fn dicom_volume(p: &VolumePlan, name: &str, opts: &Options) -> std::result::Resu
     if slices.iter().any(|d| d.frame_attrs.first().and_then(|f| f.voi.clone()) != voi0) {
         warnings.push("slices carry different VOI windows; the display stage uses the first slice's".into());
     }
-    Ok(vec![Item {
+    let item = Item {
         name: name.to_string(),
         array,
         sidecar: Sidecar {
@@ -636,7 +725,11 @@ fn dicom_volume(p: &VolumePlan, name: &str, opts: &Options) -> std::result::Resu
             time_point: p.time_point,
             ..Sidecar::new(p.slices.iter().map(|s| s.path.clone()).collect(), ItemKind::Volume, slices[0].transfer_syntax.clone())
         },
-    }])
+    };
+    JobOutput {
+        items: vec![item],
+        failures,
+    }
 }
 
 fn nifti_items(p: &Path, name: &str, opts: &Options) -> Result<Vec<Item>> {

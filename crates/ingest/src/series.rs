@@ -110,13 +110,42 @@ pub struct VolumePlan {
     pub slices: Vec<SliceHeader>,
     /// Row cosine, column cosine, slice normal.
     pub direction: [[f64; 3]; 3],
-    /// Median step between slice positions, mm.
+    /// Median step between slice positions, mm (0 for a single slice).
     pub slice_spacing: f64,
     /// 0-based time point for 4D series (None for 3D).
     pub time_point: Option<usize>,
     /// Index of the split within the series (orientation / size / image type), from 0.
     pub split: usize,
-    pub warnings: Vec<String>,
+    /// How the slices were chosen (copies and shared positions left out, series split): true
+    /// of the plan whichever of its slices are later dropped.
+    pub grouping_warnings: Vec<String>,
+    /// What the slice positions show (gaps, uneven spacing, tilt); recomputed with them.
+    pub geometry_warnings: Vec<String>,
+}
+
+impl VolumePlan {
+    /// Grouping warnings, then geometry warnings.
+    pub fn warnings(&self) -> Vec<String> {
+        [self.grouping_warnings.as_slice(), self.geometry_warnings.as_slice()].concat()
+    }
+
+    /// The plan with only the slices `keep` accepts, its spacing and geometry warnings
+    /// recomputed from their positions (a dropped slice in the middle shows up as a gap);
+    /// None when no slice is kept.
+    pub fn retain(&self, keep: impl Fn(&SliceHeader) -> bool) -> Option<VolumePlan> {
+        let slices: Vec<SliceHeader> = self.slices.iter().filter(|s| keep(s)).cloned().collect();
+        if slices.is_empty() {
+            return None;
+        }
+        let (slice_spacing, geometry_warnings) = stack_geometry(&slices, self.direction[2]);
+        Some(VolumePlan {
+            slices,
+            slice_spacing,
+            geometry_warnings,
+            grouping_warnings: self.grouping_warnings.clone(),
+            ..*self
+        })
+    }
 }
 
 /// Groups headers into units. Files without a Series Instance UID, multi-frame files and
@@ -144,7 +173,7 @@ pub fn plan_units(headers: Vec<SliceHeader>) -> Vec<Unit> {
             for mut plan in assemble(group) {
                 plan.split = split;
                 if n_splits > 1 {
-                    plan.warnings.push(format!(
+                    plan.grouping_warnings.push(format!(
                         "series split into {n_splits} parts where orientation, size, pixel spacing or image type differ; this is part {}",
                         split + 1
                     ));
@@ -236,34 +265,43 @@ fn assemble(group: Vec<SliceHeader>) -> Vec<VolumePlan> {
     let mut plans = Vec::with_capacity(time_points);
     for tp in 0..time_points {
         let slices: Vec<SliceHeader> = buckets.values().map(|b| b[tp.min(b.len() - 1)].clone()).collect();
-        let mut w = warnings.clone();
-        let positions: Vec<f64> = slices.iter().map(pos).collect();
-        let spacing = spacing_warnings(&positions, &mut w);
-        // Gantry tilt: the step between slice origins should be parallel to the normal.
-        let first = slices[0].position.expect("stackable");
-        let mut max_shear: f64 = 0.0;
-        for s in &slices[1..] {
-            let p = s.position.expect("stackable");
-            let d = [p[0] - first[0], p[1] - first[1], p[2] - first[2]];
-            let along = dot(d, normal);
-            let off = [d[0] - along * normal[0], d[1] - along * normal[1], d[2] - along * normal[2]];
-            max_shear = max_shear.max(norm(off));
-        }
-        if max_shear > 0.01 {
-            w.push(format!(
-                "slice origins drift {max_shear:.3} mm off the slice normal (gantry tilt or sheared acquisition); the volume geometry assumes orthogonal stacking"
-            ));
-        }
+        let (spacing, geometry_warnings) = stack_geometry(&slices, normal);
         plans.push(VolumePlan {
             slices,
             direction: [row, col, normal],
             slice_spacing: spacing,
             time_point: (time_points > 1).then_some(tp),
             split: 0,
-            warnings: w,
+            grouping_warnings: warnings.clone(),
+            geometry_warnings,
         });
     }
     plans
+}
+
+/// Median slice step and the warnings the positions of stackable `slices`, sorted along
+/// `normal`, call for: gaps, uneven spacing, origins drifting off the normal (gantry tilt).
+fn stack_geometry(slices: &[SliceHeader], normal: [f64; 3]) -> (f64, Vec<String>) {
+    let pos = |h: &SliceHeader| dot(h.position.expect("stackable"), normal);
+    let mut w = Vec::new();
+    let positions: Vec<f64> = slices.iter().map(pos).collect();
+    let spacing = spacing_warnings(&positions, &mut w);
+    // Gantry tilt: the step between slice origins should be parallel to the normal.
+    let first = slices[0].position.expect("stackable");
+    let mut max_shear: f64 = 0.0;
+    for s in &slices[1..] {
+        let p = s.position.expect("stackable");
+        let d = [p[0] - first[0], p[1] - first[1], p[2] - first[2]];
+        let along = dot(d, normal);
+        let off = [d[0] - along * normal[0], d[1] - along * normal[1], d[2] - along * normal[2]];
+        max_shear = max_shear.max(norm(off));
+    }
+    if max_shear > 0.01 {
+        w.push(format!(
+            "slice origins drift {max_shear:.3} mm off the slice normal (gantry tilt or sheared acquisition); the volume geometry assumes orthogonal stacking"
+        ));
+    }
+    (spacing, w)
 }
 
 /// Median step between sorted positions; records gaps and uneven spacing.

@@ -35,10 +35,9 @@ fn ingest(inputs: &[PathBuf]) -> (Vec<Item>, Vec<pipeline::Failure>) {
     let mut items = Vec::new();
     let mut failures = plan.failures;
     for (job, name) in plan.jobs.iter().zip(&names) {
-        match pipeline::run_job(job, name, &Options::default()) {
-            Ok(i) => items.extend(i),
-            Err(f) => failures.extend(f),
-        }
+        let out = pipeline::run_job(job, name, &Options::default());
+        items.extend(out.items);
+        failures.extend(out.failures);
     }
     (items, failures)
 }

@@ -24,10 +24,9 @@ fn ingest(inputs: &[PathBuf], opts: &Options) -> (Vec<Item>, Vec<Failure>) {
     let mut items = Vec::new();
     let mut failures = plan.failures;
     for (job, name) in plan.jobs.iter().zip(&names) {
-        match pipeline::run_job(job, name, opts) {
-            Ok(v) => items.extend(v),
-            Err(f) => failures.extend(f),
-        }
+        let out = pipeline::run_job(job, name, opts);
+        items.extend(out.items);
+        failures.extend(out.failures);
     }
     items.sort_by(|a, b| a.name.cmp(&b.name));
     (items, failures)
@@ -409,6 +408,118 @@ fn temporal_positions_split_a_4d_series_into_volumes() {
             .collect();
         assert_values(v, &expected, 0.0);
     }
+}
+
+/// Overwrites slice `q` of an `axial_series` with one whose Pixel Data stops after 3 of its
+/// 4 samples (6 of 8 bytes): its header still reads, its pixels cannot be decoded.
+fn truncate_slice(dir: &Path, series: &str, q: usize, pos: [f64; 3]) -> PathBuf {
+    let p = dir.join(format!("s{q:02}.dcm"));
+    ct_slice(series, 2, 2, AXIAL, pos, q as i64 + 1, 1.0, 0.0, &[1, 2, 3]).write(&p, EXPLICIT_LE);
+    p
+}
+
+#[test]
+fn an_unreadable_slice_is_its_own_failure_and_the_others_make_the_volume() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = uid();
+    let zs = z(&[0.0, 2.0, 4.0, 6.0, 8.0]);
+    let paths = axial_series(dir.path(), &series, AXIAL, &zs);
+    let bad = truncate_slice(dir.path(), &series, 2, zs[2]);
+    let (items, failures) = ingest(&[dir.path().to_path_buf()], &modality());
+
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].source, bad);
+    let e = &failures[0].error;
+    assert!(e.contains(bad.to_str().unwrap()) && e.contains("truncated") && e.contains("6 bytes present, 8 expected"), "{e}");
+
+    assert_eq!(items.len(), 1);
+    let v = &items[0];
+    assert_eq!(v.name, format!("series_{series}"));
+    assert_eq!(v.sidecar.kind, ItemKind::Volume);
+    assert_eq!(v.array.shape(), &[4, 2, 2]);
+    // Slice q holds 10·q + pixel; slice 2 is gone.
+    let expected: Vec<f64> = [0, 1, 3, 4].iter().flat_map(|&q| (0..4).map(move |p| (10 * q + p) as f64)).collect();
+    assert_values(v, &expected, 0.0);
+    let kept: Vec<PathBuf> = [0, 1, 3, 4].iter().map(|&q| paths[q].clone()).collect();
+    assert_eq!(v.sidecar.source, kept, "sources in array order, without the unreadable slice");
+    assert_eq!(v.sidecar.sop_instance_uids.len(), 4);
+    let w = &v.sidecar.warnings;
+    assert!(has_warning(v, &format!("1 of 5 slice(s) left out because they could not be read, decoded or stacked (see errors.jsonl): {}", bad.display())), "{w:?}");
+    // The hole is seen by the spacing check on the positions that remain: 2, 4, 2.
+    assert!(has_warning(v, "missing slices: gap(s) of 4.000 mm after slice 1"), "{w:?}");
+    assert_eq!(v.sidecar.spacing.as_ref().unwrap()[0], Some(2.0));
+    assert_eq!(v.sidecar.origin, Some([0.0, 0.0, 0.0]));
+}
+
+#[test]
+fn a_series_whose_slices_are_all_unreadable_fails_once_per_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = uid();
+    let zs = z(&[0.0, 2.0, 4.0]);
+    axial_series(dir.path(), &series, AXIAL, &zs);
+    let bad: Vec<PathBuf> = (0..3).map(|q| truncate_slice(dir.path(), &series, q, zs[q])).collect();
+    let (items, mut failures) = ingest(&[dir.path().to_path_buf()], &modality());
+    assert!(items.is_empty(), "{} item(s)", items.len());
+    failures.sort_by(|a, b| a.source.cmp(&b.source));
+    let sources: Vec<PathBuf> = failures.iter().map(|f| f.source.clone()).collect();
+    assert_eq!(sources, bad);
+    for f in &failures {
+        assert!(f.error.contains(f.source.to_str().unwrap()) && f.error.contains("truncated"), "{}", f.error);
+    }
+}
+
+#[test]
+fn one_readable_slice_left_is_a_one_slice_volume() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = uid();
+    let zs = z(&[0.0, 2.0, 4.0]);
+    let paths = axial_series(dir.path(), &series, AXIAL, &zs);
+    for q in [0, 2] {
+        truncate_slice(dir.path(), &series, q, zs[q]);
+    }
+    let (items, failures) = ingest(&[dir.path().to_path_buf()], &modality());
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert_eq!(items.len(), 1);
+    let v = &items[0];
+    // Same name and kind as the whole volume would have; no slice step is left to measure.
+    assert_eq!(v.name, format!("series_{series}"));
+    assert_eq!(v.sidecar.kind, ItemKind::Volume);
+    assert_eq!(v.array.shape(), &[1, 2, 2]);
+    assert_values(v, &[10.0, 11.0, 12.0, 13.0], 0.0);
+    assert_eq!(v.sidecar.spacing, Some(vec![None, Some(0.7), Some(0.9)]));
+    assert_eq!(v.sidecar.origin, Some(zs[1]));
+    assert_eq!(v.sidecar.source, vec![paths[1].clone()]);
+    assert!(has_warning(v, "2 of 3 slice(s) left out"), "{:?}", v.sidecar.warnings);
+    assert!(!has_warning(v, "missing slices"), "{:?}", v.sidecar.warnings);
+}
+
+#[test]
+fn a_slice_that_decodes_to_another_form_is_left_out_of_its_volume() {
+    // Same Rows, Columns, orientation, spacing and Image Type, so planning stacks it; but it
+    // is RGB (3 samples per pixel) among grayscale slices.
+    let dir = tempfile::tempdir().unwrap();
+    let series = uid();
+    let zs = z(&[0.0, 2.0, 4.0, 6.0]);
+    let paths = axial_series(dir.path(), &series, AXIAL, &zs);
+    let rgb = dir.path().join("s03.dcm");
+    image(CT_IMAGE_STORAGE, "CT", 2, 2, 8, 8, false)
+        .text(tags::SERIES_INSTANCE_UID, VR::UI, &series)
+        .text(tags::IMAGE_TYPE, VR::CS, "ORIGINAL\\PRIMARY\\AXIAL")
+        .us(tags::SAMPLES_PER_PIXEL, &[3])
+        .us(tags::PLANAR_CONFIGURATION, &[0])
+        .text(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "RGB")
+        .ds(tags::IMAGE_ORIENTATION_PATIENT, &AXIAL)
+        .ds(tags::IMAGE_POSITION_PATIENT, &zs[3])
+        .ds(tags::PIXEL_SPACING, &[0.7, 0.9])
+        .ob(tags::PIXEL_DATA, &[9; 12])
+        .write(&rgb, EXPLICIT_LE);
+    let (items, failures) = ingest(&[dir.path().to_path_buf()], &modality());
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].source, rgb);
+    assert!(failures[0].error.contains("3 sample(s) per pixel") && failures[0].error.contains("unlike the other slices"), "{}", failures[0].error);
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].array.shape(), &[3, 2, 2]);
+    assert_eq!(items[0].sidecar.source, paths[..3].to_vec());
 }
 
 // ---------------------------------------------------------------------------------------------
