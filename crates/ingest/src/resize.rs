@@ -151,7 +151,7 @@ const PRECISION_BITS: u32 = 32 - 8 - 2;
 
 /// Convolution weights for one axis: for output `i`, taps start at `start[i]`, there are
 /// `len[i]` of them, weights at `weights[i * ksize ..]`.
-struct Coeffs {
+pub(crate) struct Coeffs {
     start: Vec<usize>,
     len: Vec<usize>,
     ksize: usize,
@@ -226,10 +226,21 @@ fn clip8(ss: i32) -> u8 {
     (ss >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
+/// Output rows per rayon task: a row of a 448-wide image is a few microseconds of work, so
+/// finer splitting costs more in scheduling than it gains (benches/README.md).
+const ROWS_PER_TASK: usize = 16;
+
+/// Columns accumulated at once by the vertical pass: the accumulators stay in L1 and on the
+/// stack instead of a heap row per output row.
+const COLUMN_BLOCK: usize = 256;
+
 /// Pixel types with a Pillow resampling pass.
-trait Sample: Copy + Send + Sync + Default {
+pub(crate) trait Sample: Copy + Send + Sync + Default {
     /// One output sample from taps `stride` apart (the horizontal pass).
     fn convolve_axis(src: &[Self], stride: usize, taps: (usize, &[f64]), fixed: &[i32]) -> Self;
+    /// One output row of a one-channel image: `out[x]` from `src[start(x)..]` (the horizontal
+    /// pass with stride 1, same sums as `convolve_axis`).
+    fn convolve_row(src: &[Self], co: &Coeffs, fixed: &[i32], out: &mut [Self]);
     /// One output row from whole input rows (the vertical pass). Accumulating row by row
     /// adds the taps of every sample in the same order as `convolve_axis`, so the result is
     /// identical, and the inner loop runs over contiguous memory.
@@ -252,6 +263,19 @@ impl Sample for f32 {
         ss as f32
     }
 
+    fn convolve_row(src: &[f32], co: &Coeffs, _: &[i32], out: &mut [f32]) {
+        for (xx, o) in out.iter_mut().enumerate() {
+            let (start, k) = co.taps(xx);
+            // One bounds check per output sample, then a zip the compiler keeps unchecked.
+            let px = &src[start..start + k.len()];
+            let mut ss = 0.0f64;
+            for (&p, &w) in px.iter().zip(k) {
+                ss += p as f64 * w;
+            }
+            *o = ss as f32;
+        }
+    }
+
     fn convolve_rows(
         src: &[f32],
         row: usize,
@@ -259,15 +283,20 @@ impl Sample for f32 {
         _: &[i32],
         out: &mut [f32],
     ) {
-        let mut acc = vec![0.0f64; row];
-        for (j, &w) in k.iter().enumerate() {
-            let r = &src[(start + j) * row..(start + j + 1) * row];
-            for (a, &v) in acc.iter_mut().zip(r) {
-                *a += v as f64 * w;
+        let mut acc = [0.0f64; COLUMN_BLOCK];
+        for (b, ob) in out.chunks_mut(COLUMN_BLOCK).enumerate() {
+            let c0 = b * COLUMN_BLOCK;
+            let acc = &mut acc[..ob.len()];
+            acc.fill(0.0);
+            for (j, &w) in k.iter().enumerate() {
+                let r = &src[(start + j) * row + c0..(start + j) * row + c0 + ob.len()];
+                for (a, &v) in acc.iter_mut().zip(r) {
+                    *a += v as f64 * w;
+                }
             }
-        }
-        for (o, a) in out.iter_mut().zip(acc) {
-            *o = a as f32;
+            for (o, &a) in ob.iter_mut().zip(acc.iter()) {
+                *o = a as f32;
+            }
         }
     }
 }
@@ -284,6 +313,19 @@ impl Sample for u8 {
         clip8(ss)
     }
 
+    fn convolve_row(src: &[u8], co: &Coeffs, fixed: &[i32], out: &mut [u8]) {
+        for (xx, o) in out.iter_mut().enumerate() {
+            let (start, len) = (co.start[xx], co.len[xx]);
+            let px = &src[start..start + len];
+            let f = &fixed[xx * co.ksize..xx * co.ksize + len];
+            let mut ss: i32 = 1 << (PRECISION_BITS - 1);
+            for (&p, &w) in px.iter().zip(f) {
+                ss = ss.wrapping_add((p as i32).wrapping_mul(w));
+            }
+            *o = clip8(ss);
+        }
+    }
+
     fn convolve_rows(
         src: &[u8],
         row: usize,
@@ -291,34 +333,44 @@ impl Sample for u8 {
         fixed: &[i32],
         out: &mut [u8],
     ) {
-        let mut acc = vec![1i32 << (PRECISION_BITS - 1); row];
-        for (j, &w) in fixed.iter().enumerate() {
-            let r = &src[(start + j) * row..(start + j + 1) * row];
-            for (a, &v) in acc.iter_mut().zip(r) {
-                *a = a.wrapping_add((v as i32).wrapping_mul(w));
+        let mut acc = [0i32; COLUMN_BLOCK];
+        for (b, ob) in out.chunks_mut(COLUMN_BLOCK).enumerate() {
+            let c0 = b * COLUMN_BLOCK;
+            let acc = &mut acc[..ob.len()];
+            acc.fill(1 << (PRECISION_BITS - 1));
+            for (j, &w) in fixed.iter().enumerate() {
+                let r = &src[(start + j) * row + c0..(start + j) * row + c0 + ob.len()];
+                for (a, &v) in acc.iter_mut().zip(r) {
+                    *a = a.wrapping_add((v as i32).wrapping_mul(w));
+                }
             }
-        }
-        for (o, a) in out.iter_mut().zip(acc) {
-            *o = clip8(a);
+            for (o, &a) in ob.iter_mut().zip(acc.iter()) {
+                *o = clip8(a);
+            }
         }
     }
 }
 
-/// One horizontal pass over `[h, w, c]` (row-major, channels interleaved) to width `out_w`.
+/// One horizontal pass over `[h, w, c]` (row-major, channels interleaved) to width `out_w`,
+/// into `out` (`h * out_w * c` samples).
 fn horizontal<T: Sample>(
     src: &[T],
-    h: usize,
-    w: usize,
-    c: usize,
+    (h, w, c): (usize, usize, usize),
     out_w: usize,
     filter: Filter,
-) -> Vec<T> {
+    out: &mut [T],
+) {
+    debug_assert_eq!(out.len(), h * out_w * c);
     let co = Coeffs::new(w, out_w, filter);
     let fixed = co.fixed_point();
-    let mut out = vec![T::default(); h * out_w * c];
     out.par_chunks_mut(out_w * c)
         .zip(src.par_chunks(w * c))
+        .with_min_len(ROWS_PER_TASK)
         .for_each(|(orow, irow)| {
+            if c == 1 {
+                T::convolve_row(irow, &co, &fixed, orow);
+                return;
+            }
             for xx in 0..out_w {
                 let taps = co.taps(xx);
                 let f = &fixed[xx * co.ksize..xx * co.ksize + taps.1.len()];
@@ -327,28 +379,28 @@ fn horizontal<T: Sample>(
                 }
             }
         });
-    out
 }
 
-/// One vertical pass over `[h, w, c]` to height `out_h`.
+/// One vertical pass over `[h, w, c]` to height `out_h`, into `out` (`out_h * w * c`).
 fn vertical<T: Sample>(
     src: &[T],
-    h: usize,
-    w: usize,
-    c: usize,
+    (h, w, c): (usize, usize, usize),
     out_h: usize,
     filter: Filter,
-) -> Vec<T> {
+    out: &mut [T],
+) {
     let co = Coeffs::new(h, out_h, filter);
     let fixed = co.fixed_point();
     let row = w * c;
-    let mut out = vec![T::default(); out_h * row];
-    out.par_chunks_mut(row).enumerate().for_each(|(yy, orow)| {
-        let taps = co.taps(yy);
-        let f = &fixed[yy * co.ksize..yy * co.ksize + taps.1.len()];
-        T::convolve_rows(src, row, taps, f, orow);
-    });
-    out
+    debug_assert_eq!(out.len(), out_h * row);
+    out.par_chunks_mut(row)
+        .enumerate()
+        .with_min_len(ROWS_PER_TASK)
+        .for_each(|(yy, orow)| {
+            let taps = co.taps(yy);
+            let f = &fixed[yy * co.ksize..yy * co.ksize + taps.1.len()];
+            T::convolve_rows(src, row, taps, f, orow);
+        });
 }
 
 /// NEAREST: `ImagingScaleAffine` in Geometry.c. The source coordinate starts at half a
@@ -366,24 +418,71 @@ fn nearest_indices(in_size: usize, out_size: usize) -> Vec<usize> {
 
 fn nearest<T: Sample>(
     src: &[T],
-    h: usize,
-    w: usize,
-    c: usize,
-    out_h: usize,
-    out_w: usize,
-) -> Vec<T> {
+    (h, w, c): (usize, usize, usize),
+    (out_h, out_w): (usize, usize),
+    out: &mut [T],
+) {
     let xs = nearest_indices(w, out_w);
     let ys = nearest_indices(h, out_h);
-    let mut out = vec![T::default(); out_h * out_w * c];
     out.par_chunks_mut(out_w * c)
         .enumerate()
+        .with_min_len(ROWS_PER_TASK)
         .for_each(|(y, orow)| {
             let irow = &src[ys[y] * w * c..(ys[y] + 1) * w * c];
             for (x, &sx) in xs.iter().enumerate() {
                 orow[x * c..(x + 1) * c].copy_from_slice(&irow[sx * c..(sx + 1) * c]);
             }
         });
-    out
+}
+
+/// `buf` holding `n` samples. Its old contents are overwritten by the pass that fills it, so
+/// a reused buffer of the right size is not cleared again.
+pub(crate) fn sized<T: Sample>(buf: &mut Vec<T>, n: usize) -> &mut [T] {
+    if buf.len() != n {
+        buf.clear();
+        buf.resize(n, T::default());
+    }
+    buf
+}
+
+/// Pillow's resize of `src` (`[h, w, c]`, row-major) into `out` (`[out_h, out_w, c]`), the
+/// intermediate pass in `tmp` (grown as needed, so a caller can reuse it across images).
+pub(crate) fn resample_into<T: Sample>(
+    src: &[T],
+    (h, w, c): (usize, usize, usize),
+    (out_h, out_w): (usize, usize),
+    filter: Filter,
+    tmp: &mut Vec<T>,
+    out: &mut [T],
+) {
+    debug_assert_eq!(src.len(), h * w * c);
+    debug_assert_eq!(out.len(), out_h * out_w * c);
+    if (h, w) == (out_h, out_w) {
+        out.copy_from_slice(src);
+        return;
+    }
+    if filter == Filter::Nearest {
+        nearest(src, (h, w, c), (out_h, out_w), out);
+        return;
+    }
+    // Pillow 13 `ImagingResampleInner`: when the height shrinks by more than twice as many
+    // pixels as the width does, the vertical pass runs first (C `int` arithmetic, so a
+    // growing width counts negative).
+    let (dh, dw) = (h as i64 - out_h as i64, w as i64 - out_w as i64);
+    let horizontal_first = !(dh > 0 && dh > dw * 2);
+    if out_w == w {
+        vertical(src, (h, w, c), out_h, filter, out);
+    } else if out_h == h {
+        horizontal(src, (h, w, c), out_w, filter, out);
+    } else if horizontal_first {
+        let t = sized(tmp, h * out_w * c);
+        horizontal(src, (h, w, c), out_w, filter, t);
+        vertical(t, (h, out_w, c), out_h, filter, out);
+    } else {
+        let t = sized(tmp, out_h * w * c);
+        vertical(src, (h, w, c), out_h, filter, t);
+        horizontal(t, (out_h, w, c), out_w, filter, out);
+    }
 }
 
 fn resample<T: Sample>(
@@ -392,40 +491,9 @@ fn resample<T: Sample>(
     (out_h, out_w): (usize, usize),
     filter: Filter,
 ) -> Vec<T> {
-    if (h, w) == (out_h, out_w) {
-        return src.to_vec();
-    }
-    if filter == Filter::Nearest {
-        return nearest(src, h, w, c, out_h, out_w);
-    }
-    // Pillow 13 `ImagingResampleInner`: when the height shrinks by more than twice as many
-    // pixels as the width does, the vertical pass runs first (C `int` arithmetic, so a
-    // growing width counts negative).
-    let (dh, dw) = (h as i64 - out_h as i64, w as i64 - out_w as i64);
-    let horizontal_first = !(dh > 0 && dh > dw * 2);
-    if horizontal_first {
-        let tmp = if out_w != w {
-            horizontal(src, h, w, c, out_w, filter)
-        } else {
-            src.to_vec()
-        };
-        if out_h != h {
-            vertical(&tmp, h, out_w, c, out_h, filter)
-        } else {
-            tmp
-        }
-    } else {
-        let tmp = if out_h != h {
-            vertical(src, h, w, c, out_h, filter)
-        } else {
-            src.to_vec()
-        };
-        if out_w != w {
-            horizontal(&tmp, out_h, w, c, out_w, filter)
-        } else {
-            tmp
-        }
-    }
+    let mut out = vec![T::default(); out_h * out_w * c];
+    resample_into(src, (h, w, c), (out_h, out_w), filter, &mut Vec::new(), &mut out);
+    out
 }
 
 fn check_sizes(shape: &[usize], out_h: usize, out_w: usize) -> Result<()> {
