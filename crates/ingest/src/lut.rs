@@ -93,6 +93,29 @@ impl Window {
     }
 }
 
+impl Window {
+    /// `dst[i] = apply(src[i])` stored as `f32`, for whole images: the same values as
+    /// [`Window::apply`] sample by sample, but the width checks are made once and LINEAR's
+    /// band test is a select rather than a branch, so the loop vectorises.
+    pub fn apply_slice(&self, src: &[f32], dst: &mut [f32]) {
+        let (c, w) = (self.center, self.width);
+        if self.function == VoiLutFunction::Linear && w > 1.0 {
+            let (lo, hi) = (c - 0.5 - (w - 1.0) / 2.0, c - 0.5 + (w - 1.0) / 2.0);
+            let (c5, wm1) = (c - 0.5, w - 1.0);
+            for (d, &s) in dst.iter_mut().zip(src) {
+                let x = s as f64;
+                let y = (x - c5) / wm1 + 0.5;
+                let y = if x > hi { 1.0 } else { y };
+                *d = (if x <= lo { 0.0 } else { y }) as f32;
+            }
+        } else {
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = self.apply(s as f64) as f32;
+            }
+        }
+    }
+}
+
 /// Rescale Slope (0028,1053) and Rescale Intercept (0028,1052): the linear Modality LUT,
 /// PS3.3 C.11.1.1.2. Output = slope · stored + intercept.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -234,6 +257,40 @@ mod tests {
         assert!((w.apply(39.5) - 0.5).abs() < 1e-12); // x = c - 0.5 is the midpoint
         let mid = w.apply(100.0);
         assert!((mid - ((100.0 - 39.5) / 399.0 + 0.5)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn slice_window_equals_sample_window() {
+        let xs: Vec<f32> = (-3000..3000)
+            .map(|i| i as f32 * 0.37)
+            .chain([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0])
+            .collect();
+        for w in [
+            Window::linear(40.0, 400.0),
+            Window::linear(-600.0, 1500.0),
+            Window::linear(10.0, 1.0),
+            Window::linear(10.0, 0.5),
+            Window {
+                center: 3.0,
+                width: 7.0,
+                function: VoiLutFunction::Sigmoid,
+            },
+            Window {
+                center: 3.0,
+                width: 7.0,
+                function: VoiLutFunction::LinearExact,
+            },
+        ] {
+            let mut got = vec![0f32; xs.len()];
+            w.apply_slice(&xs, &mut got);
+            for (x, g) in xs.iter().zip(&got) {
+                let want = w.apply(*x as f64) as f32;
+                assert!(
+                    want.to_bits() == g.to_bits() || (want.is_nan() && g.is_nan()),
+                    "{w:?} at {x}: {g} vs {want}"
+                );
+            }
+        }
     }
 
     #[test]
