@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{IngestError, Result};
 use crate::lut::Window;
 use crate::presets::MultiWindow;
-use crate::resize::{resize_f32, resize_u8, Filter, ResizeMode};
+use crate::resize::{resample_into, resize_f32, resize_u8, sized, Filter, ResizeMode};
 
 /// How [`Step::ToUint8`] turns scaled values into 8-bit levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,7 +221,18 @@ impl Step {
     fn apply(&self, img: Array3<f32>) -> Result<Array3<f32>> {
         let (h, w, c) = img.dim();
         Ok(match self {
-            Step::Window { window } => img.mapv_into(|v| window.apply(v as f64) as f32),
+            Step::Window { .. } | Step::ToUint8 { .. } | Step::Rescale { .. } | Step::Clip { .. } => {
+                let op = self
+                    .sample_op(0, 1)
+                    .expect("value steps are per-sample maps")?;
+                let mut img = if img.is_standard_layout() {
+                    img
+                } else {
+                    img.as_standard_layout().into_owned()
+                };
+                op.map_in_place(img.as_slice_mut().expect("standard layout is contiguous"));
+                img
+            }
             Step::MultiWindowRgb { windows } => {
                 if c != 1 {
                     return Err(invalid(
@@ -235,19 +246,6 @@ impl Step {
                 }
                 out
             }
-            Step::ToUint8 { scale, rounding } => img.mapv_into(|v| {
-                let v = (v as f64 * scale) as f32;
-                let v = match rounding {
-                    Rounding::Truncate => v.trunc(),
-                    Rounding::HalfEven => v.round_ties_even(),
-                };
-                // NaN compares false everywhere: map it to 0 like the clip of a cast would.
-                if v.is_nan() {
-                    0.0
-                } else {
-                    v.clamp(0.0, 255.0)
-                }
-            }),
             Step::PadToSquare { fill } => {
                 let n = h.max(w);
                 check_output_size("pad_to_square", n, n)?;
@@ -290,23 +288,13 @@ impl Step {
                 }
                 out
             }
-            Step::Rescale { factor } => img.mapv_into(|v| (v as f64 * factor) as f32),
-            Step::Clip { min, max } => img.mapv_into(|v| v.clamp(*min, *max)),
-            Step::Normalize { mean, std } => {
-                let pick = |v: &Vec<f64>, name: &str| -> Result<Vec<f32>> {
-                    match v.len() {
-                        1 => Ok(vec![v[0] as f32; c]),
-                        n if n == c => Ok(v.iter().map(|&x| x as f32).collect()),
-                        n => Err(invalid(
-                            "normalize",
-                            format!("{name} has {n} values, the image has {c} channels"),
-                        )),
-                    }
-                };
-                let (m, sd) = (pick(mean, "mean")?, pick(std, "std")?);
+            Step::Normalize { .. } => {
+                let ops = (0..c)
+                    .map(|k| self.sample_op(k, c).expect("normalize is a per-sample map"))
+                    .collect::<Result<Vec<_>>>()?;
                 let mut img = img;
-                for (k, mut plane) in img.axis_iter_mut(Axis(2)).enumerate() {
-                    plane.mapv_inplace(|v| (v - m[k]) / sd[k]);
+                for (op, mut plane) in ops.iter().zip(img.axis_iter_mut(Axis(2))) {
+                    plane.mapv_inplace(|v| op.apply(v));
                 }
                 img
             }
@@ -350,6 +338,118 @@ impl Step {
                 ))
             }
         })
+    }
+}
+
+/// A step that maps every sample on its own (the value steps), with its parameters for one
+/// channel. The arithmetic of these steps lives only here, so the step-by-step and the fused
+/// execution ([`Pipeline::apply_image`]) compute the same `f32` values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum SampleOp {
+    Window(Window),
+    ToUint8 { scale: f64, rounding: Rounding },
+    Rescale(f64),
+    Clip(f32, f32),
+    Normalize { mean: f32, std: f32 },
+}
+
+impl SampleOp {
+    #[inline]
+    fn apply(self, v: f32) -> f32 {
+        match self {
+            SampleOp::Window(w) => w.apply(v as f64) as f32,
+            SampleOp::ToUint8 { scale, rounding } => {
+                let v = (v as f64 * scale) as f32;
+                let v = match rounding {
+                    Rounding::Truncate => v.trunc(),
+                    Rounding::HalfEven => v.round_ties_even(),
+                };
+                // NaN compares false everywhere: map it to 0 like the clip of a cast would.
+                if v.is_nan() {
+                    0.0
+                } else {
+                    v.clamp(0.0, 255.0)
+                }
+            }
+            SampleOp::Rescale(factor) => (v as f64 * factor) as f32,
+            SampleOp::Clip(min, max) => v.clamp(min, max),
+            SampleOp::Normalize { mean, std } => (v - mean) / std,
+        }
+    }
+
+    /// `dst[i] = apply(src[i])`, with the choice of operation made once per slice so each
+    /// arm is a loop the compiler can vectorise.
+    fn map(self, src: &[f32], dst: &mut [f32]) {
+        match self {
+            SampleOp::Window(w) => w.apply_slice(src, dst),
+            SampleOp::Rescale(f) => {
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = (v as f64 * f) as f32;
+                }
+            }
+            SampleOp::Clip(lo, hi) => {
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = v.clamp(lo, hi);
+                }
+            }
+            SampleOp::Normalize { mean, std } => {
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = (v - mean) / std;
+                }
+            }
+            SampleOp::ToUint8 { .. } => {
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = self.apply(v);
+                }
+            }
+        }
+    }
+
+    fn map_in_place(self, buf: &mut [f32]) {
+        match self {
+            // Window::apply_slice reads and writes different slices.
+            SampleOp::Window(w) => buf.iter_mut().for_each(|v| *v = w.apply(*v as f64) as f32),
+            SampleOp::Rescale(f) => buf.iter_mut().for_each(|v| *v = (*v as f64 * f) as f32),
+            SampleOp::Clip(lo, hi) => buf.iter_mut().for_each(|v| *v = v.clamp(lo, hi)),
+            SampleOp::Normalize { mean, std } => {
+                buf.iter_mut().for_each(|v| *v = (*v - mean) / std)
+            }
+            SampleOp::ToUint8 { .. } => buf.iter_mut().for_each(|v| *v = self.apply(*v)),
+        }
+    }
+}
+
+impl Step {
+    /// This step as a per-sample map of channel `k` of an image with `c` channels; `None`
+    /// for steps that are not one (resize, layout, padding, multi-window). Normalize with a
+    /// mean/std count that is neither 1 nor `c` is an error.
+    fn sample_op(&self, k: usize, c: usize) -> Option<Result<SampleOp>> {
+        Some(Ok(match self {
+            Step::Window { window } => SampleOp::Window(*window),
+            Step::ToUint8 { scale, rounding } => SampleOp::ToUint8 {
+                scale: *scale,
+                rounding: *rounding,
+            },
+            Step::Rescale { factor } => SampleOp::Rescale(*factor),
+            Step::Clip { min, max } => SampleOp::Clip(*min, *max),
+            Step::Normalize { mean, std } => {
+                let pick = |v: &Vec<f64>, name: &str| -> Result<f32> {
+                    match v.len() {
+                        1 => Ok(v[0] as f32),
+                        n if n == c => Ok(v[k] as f32),
+                        n => Err(invalid(
+                            "normalize",
+                            format!("{name} has {n} values, the image has {c} channels"),
+                        )),
+                    }
+                };
+                match (pick(mean, "mean"), pick(std, "std")) {
+                    (Ok(mean), Ok(std)) => SampleOp::Normalize { mean, std },
+                    (Err(e), _) | (_, Err(e)) => return Some(Err(e)),
+                }
+            }
+            _ => return None,
+        }))
     }
 }
 
@@ -436,6 +536,25 @@ impl Pipeline {
                 "sample_slices needs a volume, got one image",
             ));
         }
+        self.run_view(img)
+    }
+
+    /// One image (`[H, W]` or `[H, W, C]`) through the pipeline: fused when it is a gray
+    /// image and the steps allow it ([`GrayPlan`]), else step by step.
+    fn run_view(&self, img: ArrayViewD<f32>) -> Result<Array3<f32>> {
+        let gray = match img.shape() {
+            [h, w] | [h, w, 1] => Some((*h, *w)),
+            _ => None,
+        };
+        if let (Some((h, w)), Some(src)) = (gray, img.as_slice()) {
+            if h > 0 && w > 0 {
+                if let Some(plan) = GrayPlan::new(&self.steps, h, w) {
+                    if let Some(out) = plan.run(src, h, w) {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
         self.run(as_hwc(img)?)
     }
 
@@ -481,7 +600,7 @@ impl Pipeline {
         };
         let slices: Vec<Array3<f32>> = keep
             .par_iter()
-            .map(|&k| self.run(as_hwc(stack.index_axis(Axis(0), k))?))
+            .map(|&k| self.run_view(stack.index_axis(Axis(0), k)))
             .collect::<Result<_>>()?;
         let views: Vec<ArrayView3<f32>> = slices.iter().map(|a| a.view()).collect();
         ndarray::stack(Axis(0), &views).map_err(|e| invalid("model-input pipeline", e.to_string()))
@@ -739,6 +858,162 @@ impl Pipeline {
         }
         self.steps.insert(0, Step::SampleSlices { count });
         Pipeline::new(self.steps)
+    }
+}
+
+/// A pipeline run on a one-channel image without its intermediate `[H, W, C]` arrays.
+///
+/// Every step but resize is a per-sample map until `gray_to_rgb`, and after it each channel
+/// is the same gray sample mapped by that channel's steps. So the image is resized once, as
+/// one channel, and each output plane `[c, :, :]` is written straight from the resized
+/// samples through the steps that follow; planes whose steps are equal are copied. The
+/// values are those of the step-by-step run (`Pipeline::run`): the same functions in the
+/// same order on the same `f32` samples. Pipelines with other steps (padding, crop,
+/// multi-window, a second resize) run step by step.
+#[derive(Debug)]
+struct GrayPlan {
+    /// Value steps before the resize.
+    pre: Vec<SampleOp>,
+    /// Output size, filter and mode of the resize, if any.
+    resize: Option<(usize, usize, Filter, ResizeMode)>,
+    /// Value steps from the resize to the end, per output channel.
+    post: [Vec<SampleOp>; 3],
+}
+
+/// Buffers a rayon worker reuses from image to image, so that a run over many files does not
+/// ask the allocator (and the kernel) for fresh pages of the same sizes each time.
+#[derive(Default)]
+struct Scratch {
+    values: Vec<f32>,
+    resized: Vec<f32>,
+    tmp: Vec<f32>,
+    levels: Vec<u8>,
+    levels_out: Vec<u8>,
+    levels_tmp: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
+}
+
+impl GrayPlan {
+    /// The plan for `steps` on an `h × w` gray image, or `None` when the steps need the
+    /// step-by-step run (including every case where that run reports an error).
+    fn new(steps: &[Step], h: usize, w: usize) -> Option<GrayPlan> {
+        let mut plan = GrayPlan {
+            pre: Vec::new(),
+            resize: None,
+            post: Default::default(),
+        };
+        let mut rgb = false;
+        let mut done = false;
+        for (i, step) in steps.iter().enumerate() {
+            if done {
+                return None;
+            }
+            match step {
+                Step::SampleSlices { .. } if i == 0 => {}
+                Step::Resize {
+                    height,
+                    width,
+                    filter,
+                    mode,
+                } if plan.resize.is_none() && !rgb && plan.post[0].is_empty() => {
+                    plan.resize = Some((*height, *width, *filter, *mode));
+                }
+                Step::ResizeShortestEdge { size, filter, mode }
+                    if plan.resize.is_none() && !rgb && plan.post[0].is_empty() =>
+                {
+                    let (oh, ow) = shortest_edge_size(h, w, *size);
+                    check_output_size("resize_shortest_edge", oh, ow).ok()?;
+                    plan.resize = Some((oh, ow, *filter, *mode));
+                }
+                Step::GrayToRgb if !rgb => rgb = true,
+                Step::ToChannelsFirst if rgb => done = true,
+                _ => {
+                    let c = if rgb { 3 } else { 1 };
+                    for k in 0..3 {
+                        let op = step.sample_op(if rgb { k } else { 0 }, c)?.ok()?;
+                        if plan.resize.is_none() && !rgb {
+                            if k == 0 {
+                                plan.pre.push(op);
+                            }
+                        } else {
+                            plan.post[k].push(op);
+                        }
+                    }
+                }
+            }
+        }
+        done.then_some(plan)
+    }
+
+    /// Runs the plan on `src` (`h × w` samples, row-major): `[3, H', W']`, or `None` when an
+    /// 8-bit resize meets values that are not levels (the step-by-step run reports that).
+    fn run(&self, src: &[f32], h: usize, w: usize) -> Option<Array3<f32>> {
+        // Taken out of the thread-local rather than borrowed: a rayon worker waiting inside
+        // the resize may start another image on this thread, which then finds the cell
+        // empty and allocates its own.
+        let mut scratch = SCRATCH.with(|s| s.take());
+        let out = self.run_with(src, h, w, &mut scratch);
+        SCRATCH.with(|s| s.set(scratch));
+        out
+    }
+
+    fn run_with(&self, src: &[f32], h: usize, w: usize, sc: &mut Scratch) -> Option<Array3<f32>> {
+        let n = h * w;
+        let mut cur: &[f32] = src;
+        if let Some((first, rest)) = self.pre.split_first() {
+            let buf = sized(&mut sc.values, n);
+            first.map(src, buf);
+            for op in rest {
+                op.map_in_place(buf);
+            }
+            cur = &sc.values;
+        }
+        let (oh, ow) = match self.resize {
+            None => (h, w),
+            Some((oh, ow, filter, ResizeMode::Float)) => {
+                let out = sized(&mut sc.resized, oh * ow);
+                resample_into(cur, (h, w, 1), (oh, ow), filter, &mut sc.tmp, out);
+                cur = &sc.resized;
+                (oh, ow)
+            }
+            Some((oh, ow, filter, ResizeMode::Uint8)) => {
+                if !cur.iter().all(|v| *v >= 0.0 && *v <= 255.0 && v.fract() == 0.0) {
+                    return None;
+                }
+                sc.levels.clear();
+                sc.levels.extend(cur.iter().map(|&v| v as u8));
+                let out = sized(&mut sc.levels_out, oh * ow);
+                resample_into(&sc.levels, (h, w, 1), (oh, ow), filter, &mut sc.levels_tmp, out);
+                let resized = sized(&mut sc.resized, oh * ow);
+                for (r, &l) in resized.iter_mut().zip(sc.levels_out.iter()) {
+                    *r = f32::from(l);
+                }
+                cur = &sc.resized;
+                (oh, ow)
+            }
+        };
+        let m = oh * ow;
+        // Filled plane by plane without zeroing first: every sample is written once.
+        let mut out: Vec<f32> = Vec::with_capacity(3 * m);
+        for k in 0..3 {
+            if let Some(j) = (0..k).find(|&j| self.post[j] == self.post[k]) {
+                out.extend_from_within(j * m..(j + 1) * m);
+                continue;
+            }
+            match self.post[k].split_first() {
+                None => out.extend_from_slice(cur),
+                Some((first, rest)) => {
+                    out.extend(cur.iter().map(|&v| first.apply(v)));
+                    for op in rest {
+                        op.map_in_place(&mut out[k * m..]);
+                    }
+                }
+            }
+        }
+        Some(Array3::from_shape_vec((3, oh, ow), out).expect("3 planes of oh x ow"))
     }
 }
 
@@ -1052,6 +1327,131 @@ mod tests {
         assert!(p
             .apply_image(ndarray::ArrayD::<f32>::zeros(IxDyn(&[2])).view())
             .is_err());
+    }
+
+    #[test]
+    fn fused_gray_run_equals_step_by_step() {
+        // HU-like values with hard edges and a few exact 8-bit levels.
+        let hu = Array2::from_shape_fn((37, 53), |(y, x)| {
+            ((y * 131 + x * 71) % 97) as f32 * 13.0 - 400.0 + if x > 20 { 300.0 } else { 0.0 }
+        });
+        let levels = hu.mapv(|v| (v.rem_euclid(256.0)).floor());
+        let win = Window::linear(40.0, 400.0);
+        let resize = |height, width, filter, mode| Step::Resize {
+            height,
+            width,
+            filter,
+            mode,
+        };
+        let siglip = r#"{"image_processor_type": "SiglipImageProcessor", "size": {"height": 24, "width": 24}}"#;
+        let mut hf_u8 = Pipeline::from_hf_config(siglip, HfOptions::default()).unwrap();
+        hf_u8.steps.insert(0, Step::Window { window: win });
+        let cases: Vec<(Pipeline, &Array2<f32>, bool)> = vec![
+            (
+                model_pipeline(
+                    &ModelTarget::Size(16),
+                    ItemValues::Windowed(win),
+                    ModelOptions::default(),
+                )
+                .unwrap(),
+                &hu,
+                true,
+            ),
+            (hf_u8, &hu, true),
+            (
+                Pipeline::new(vec![
+                    Step::Window { window: win },
+                    resize(60, 70, Filter::Bilinear, ResizeMode::Float),
+                    Step::GrayToRgb,
+                    Step::Normalize {
+                        mean: vec![0.48, 0.45, 0.4],
+                        std: vec![0.26, 0.26, 0.27],
+                    },
+                    Step::ToChannelsFirst,
+                ])
+                .unwrap(),
+                &hu,
+                true,
+            ),
+            (
+                // Height shrinks most: Pillow's vertical pass runs first.
+                Pipeline::new(vec![
+                    resize(5, 50, Filter::Lanczos, ResizeMode::Float),
+                    Step::Clip {
+                        min: -100.0,
+                        max: 100.0,
+                    },
+                    Step::GrayToRgb,
+                    Step::Rescale { factor: 0.01 },
+                    Step::ToChannelsFirst,
+                ])
+                .unwrap(),
+                &hu,
+                true,
+            ),
+            (
+                Pipeline::new(vec![
+                    resize(11, 90, Filter::Nearest, ResizeMode::Uint8),
+                    Step::GrayToRgb,
+                    Step::ToChannelsFirst,
+                ])
+                .unwrap(),
+                &levels,
+                true,
+            ),
+            (
+                Pipeline::new(vec![
+                    Step::Window { window: win },
+                    Step::GrayToRgb,
+                    Step::Normalize {
+                        mean: vec![0.5],
+                        std: vec![0.5],
+                    },
+                    Step::ToChannelsFirst,
+                ])
+                .unwrap(),
+                &hu,
+                true,
+            ),
+            (
+                Pipeline::from_hf_config(
+                    r#"{"image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 20}, "crop_size": 18}"#,
+                    HfOptions {
+                        input: InputRange::Levels8,
+                        ..Default::default()
+                    },
+                )
+                .unwrap(),
+                &levels,
+                false,
+            ),
+        ];
+        for (p, img, fused) in cases {
+            let (h, w) = img.dim();
+            assert_eq!(GrayPlan::new(&p.steps, h, w).is_some(), fused, "{p:?}");
+            let want = p.run(as_hwc(img.view().into_dyn()).unwrap()).unwrap();
+            for view in [
+                img.view().into_dyn(),
+                img.view().insert_axis(Axis(2)).into_dyn(),
+            ] {
+                let got = p.apply_image(view).unwrap();
+                assert_eq!(got.dim(), want.dim(), "{p:?}");
+                let same = got
+                    .iter()
+                    .zip(want.iter())
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{p:?}");
+            }
+        }
+        // An 8-bit resize of values that are not levels is still refused.
+        let p = Pipeline::new(vec![
+            resize(4, 4, Filter::Bilinear, ResizeMode::Uint8),
+            Step::GrayToRgb,
+            Step::ToChannelsFirst,
+        ])
+        .unwrap();
+        let e = p.apply_image(hu.view().into_dyn()).unwrap_err().to_string();
+        assert!(e.contains("8-bit mode needs levels"), "{e}");
     }
 
     /// The step names of a pipeline's provenance, in order.
