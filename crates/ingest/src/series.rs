@@ -61,6 +61,8 @@ impl SliceHeader {
                 Some(h * 3600.0 + m * 60.0 + s + f)
             })
         };
+        // Parsed as decoding parses it, so grouping and the decoded geometry cannot disagree.
+        let plane = attrs::plane_from(ds);
         SliceHeader {
             series_uid: attrs::string(ds, tags::SERIES_INSTANCE_UID),
             sop_uid: attrs::string(ds, tags::SOP_INSTANCE_UID),
@@ -71,15 +73,9 @@ impl SliceHeader {
             rows: attrs::int(ds, tags::ROWS),
             cols: attrs::int(ds, tags::COLUMNS),
             frames: attrs::int(ds, tags::NUMBER_OF_FRAMES).unwrap_or(1),
-            position: attrs::floats(ds, tags::IMAGE_POSITION_PATIENT)
-                .filter(|v| v.len() >= 3)
-                .map(|v| [v[0], v[1], v[2]]),
-            orientation: attrs::floats(ds, tags::IMAGE_ORIENTATION_PATIENT)
-                .filter(|v| v.len() >= 6)
-                .map(|v| [v[0], v[1], v[2], v[3], v[4], v[5]]),
-            pixel_spacing: attrs::floats(ds, tags::PIXEL_SPACING)
-                .filter(|v| v.len() >= 2)
-                .map(|v| [v[0], v[1]]),
+            position: plane.position,
+            orientation: plane.orientation,
+            pixel_spacing: plane.pixel_spacing,
             instance_number: attrs::int(ds, tags::INSTANCE_NUMBER),
             temporal_position: attrs::int(ds, tags::TEMPORAL_POSITION_IDENTIFIER),
             acquisition_number: attrs::int(ds, tags::ACQUISITION_NUMBER),
@@ -332,4 +328,26 @@ pub fn spacing_warnings(positions: &[f64], warnings: &mut Vec<String>) -> f64 {
         ));
     }
     median
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_header_geometry_is_the_decoders_plane() {
+        for (spacing, want) in [("0.7\\0.9", Some([0.7, 0.9])), ("0\\0", None), ("-0.5\\0.5", None), ("0.7", None)] {
+            let ds = attrs::tests::ds(&[
+                (tags::IMAGE_POSITION_PATIENT, "1\\2\\3"),
+                (tags::IMAGE_ORIENTATION_PATIENT, "1\\0\\0\\0\\1\\0"),
+                (tags::PIXEL_SPACING, spacing),
+            ]);
+            let h = SliceHeader::from_dataset(PathBuf::from("x.dcm"), &ds);
+            assert_eq!(h.position, Some([1.0, 2.0, 3.0]));
+            assert_eq!(h.orientation, Some([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]));
+            assert_eq!(h.pixel_spacing, want, "{spacing}");
+            let p = attrs::plane_from(&ds);
+            assert_eq!((h.position, h.orientation, h.pixel_spacing), (p.position, p.orientation, p.pixel_spacing), "{spacing}");
+        }
+    }
 }

@@ -522,6 +522,27 @@ fn a_slice_that_decodes_to_another_form_is_left_out_of_its_volume() {
     assert_eq!(items[0].sidecar.source, paths[..3].to_vec());
 }
 
+#[test]
+fn a_pixel_spacing_that_is_not_positive_counts_as_missing_for_volumes_and_images() {
+    // Series: in-plane spacing 1 mm assumed, with a warning; the slice step is still measured.
+    let dir = tempfile::tempdir().unwrap();
+    let series = uid();
+    for (q, z) in [0.0, 2.5, 5.0].into_iter().enumerate() {
+        ct_slice(&series, 2, 2, AXIAL, [0.0, 0.0, z], q as i64 + 1, 1.0, 0.0, &[0; 4])
+            .ds(tags::PIXEL_SPACING, &[0.0, -0.9])
+            .write(&dir.path().join(format!("s{q}.dcm")), EXPLICIT_LE);
+    }
+    let v = single_file(dir.path(), &modality());
+    assert_eq!(v.array.shape(), &[3, 2, 2]);
+    assert_eq!(v.sidecar.spacing, Some(vec![Some(2.5), Some(1.0), Some(1.0)]));
+    assert!(has_warning(&v, "no Pixel Spacing (0028,0030): in-plane spacing 1 mm assumed"), "{:?}", v.sidecar.warnings);
+
+    // Single image: spacing unknown (null), with a warning.
+    let img = single(&ct_slice(&uid(), 2, 2, AXIAL, [0.0; 3], 1, 1.0, 0.0, &[0; 4]).ds(tags::PIXEL_SPACING, &[0.0, 0.0]), EXPLICIT_LE, &modality());
+    assert_eq!(img.sidecar.spacing, None);
+    assert!(has_warning(&img, "no Pixel Spacing (0028,0030): physical spacing unknown"), "{:?}", img.sidecar.warnings);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Pixel pipeline on single images (PS3.3 C.7.6.3 Image Pixel Module, C.11 LUTs)
 

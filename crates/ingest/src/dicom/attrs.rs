@@ -99,7 +99,10 @@ pub struct FrameAttrs {
     pub stack_position: Option<i64>,
 }
 
-fn plane_from(ds: &Ds) -> FramePlane {
+/// The plane attributes of one data set or functional-group item; values that cannot be
+/// geometry (too few numbers, not finite, a Pixel Spacing that is not positive) are None, and
+/// each caller applies its own fallback. The one parser for series grouping and decoding.
+pub fn plane_from(ds: &Ds) -> FramePlane {
     FramePlane {
         position: floats(ds, tags::IMAGE_POSITION_PATIENT)
             .filter(|v| v.len() >= 3)
@@ -270,4 +273,49 @@ pub fn frame_attrs(ds: &Ds, frames: usize, signed: bool, warnings: &mut Vec<Stri
         });
     }
     out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use dicom_core::value::PrimitiveValue;
+    use dicom_core::{DataElement, VR};
+
+    /// A data set of DS elements; `\` separates values, as in a file (PS3.5 6.4).
+    pub(crate) fn ds(elements: &[(Tag, &str)]) -> Ds {
+        let mut ds = Ds::new_empty();
+        for &(tag, value) in elements {
+            let values = PrimitiveValue::Strs(value.split('\\').map(str::to_string).collect());
+            ds.put(DataElement::new(tag, VR::DS, values));
+        }
+        ds
+    }
+
+    #[test]
+    fn plane_reads_position_orientation_spacing_thickness() {
+        let p = plane_from(&ds(&[
+            (tags::IMAGE_POSITION_PATIENT, "-5\\7.5\\12"),
+            (tags::IMAGE_ORIENTATION_PATIENT, "1\\0\\0\\0\\0.8\\-0.6"),
+            (tags::PIXEL_SPACING, "0.7\\0.9"),
+            (tags::SLICE_THICKNESS, "2.5"),
+        ]));
+        assert_eq!(p.position, Some([-5.0, 7.5, 12.0]));
+        assert_eq!(p.orientation, Some([1.0, 0.0, 0.0, 0.0, 0.8, -0.6]));
+        assert_eq!(p.pixel_spacing, Some([0.7, 0.9]));
+        assert_eq!(p.slice_thickness, Some(2.5));
+    }
+
+    #[test]
+    fn plane_values_that_cannot_be_geometry_are_none() {
+        for spacing in ["0\\0.9", "0.7\\-0.9", "0.7", "abc\\1"] {
+            let p = plane_from(&ds(&[(tags::PIXEL_SPACING, spacing)]));
+            assert_eq!(p.pixel_spacing, None, "Pixel Spacing {spacing:?}");
+        }
+        let p = plane_from(&ds(&[
+            (tags::IMAGE_POSITION_PATIENT, "1\\2"),
+            (tags::IMAGE_ORIENTATION_PATIENT, "1\\0\\0\\0\\1"),
+        ]));
+        assert_eq!((p.position, p.orientation), (None, None));
+        assert_eq!(plane_from(&Ds::new_empty()), FramePlane::default());
+    }
 }
