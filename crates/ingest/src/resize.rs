@@ -199,6 +199,25 @@ impl Coeffs {
         }
     }
 
+    /// The taps with one length `k` for every output: each output's taps are placed in a
+    /// window of `k` source samples that stays inside `[0, in_size)`, the extra weights 0.
+    /// A fixed-length loop has no mispredicted exit (the 2-or-3-tap pattern of a 512 → 448
+    /// bilinear pass made it the largest cost, benches/README.md). Adding `0 · x` does not
+    /// change a sum of finite values (the sum, which starts at +0, is never -0), so for
+    /// finite samples the result is that of [`Coeffs::taps`]; callers use these only then.
+    fn padded(&self, in_size: usize) -> Padded {
+        let k = self.len.iter().copied().max().unwrap_or(0).max(1).min(in_size);
+        let mut start = Vec::with_capacity(self.len.len());
+        let mut weights = vec![0.0f64; self.len.len() * k];
+        for (i, w) in weights.chunks_exact_mut(k).enumerate() {
+            let (s, taps) = self.taps(i);
+            let s0 = s.min(in_size - k);
+            w[s - s0..s - s0 + taps.len()].copy_from_slice(taps);
+            start.push(s0);
+        }
+        Padded { k, start, weights }
+    }
+
     fn taps(&self, i: usize) -> (usize, &[f64]) {
         let w = &self.weights[i * self.ksize..i * self.ksize + self.len[i]];
         (self.start[i], w)
@@ -217,6 +236,39 @@ impl Coeffs {
                 }
             })
             .collect()
+    }
+}
+
+/// [`Coeffs::padded`]: output `i` reads `src[start[i]..start[i] + k]` with
+/// `weights[i * k..(i + 1) * k]`.
+pub(crate) struct Padded {
+    k: usize,
+    start: Vec<usize>,
+    weights: Vec<f64>,
+}
+
+/// One output row of a one-channel `f32` image with `K` taps per output (see
+/// [`Coeffs::padded`]); `K` known at compile time lets the tap loop unroll.
+fn row_fixed<const K: usize>(src: &[f32], p: &Padded, out: &mut [f32]) {
+    for ((o, &s), w) in out.iter_mut().zip(&p.start).zip(p.weights.chunks_exact(K)) {
+        let px = &src[s..s + K];
+        let mut ss = 0.0f64;
+        for j in 0..K {
+            ss += px[j] as f64 * w[j];
+        }
+        *o = ss as f32;
+    }
+}
+
+/// [`row_fixed`] with the tap count known only at run time.
+fn row_padded(src: &[f32], p: &Padded, out: &mut [f32]) {
+    let k = p.k;
+    for ((o, &s), w) in out.iter_mut().zip(&p.start).zip(p.weights.chunks_exact(k)) {
+        let mut ss = 0.0f64;
+        for (&v, &w) in src[s..s + k].iter().zip(w) {
+            ss += v as f64 * w;
+        }
+        *o = ss as f32;
     }
 }
 
@@ -240,7 +292,7 @@ pub(crate) trait Sample: Copy + Send + Sync + Default {
     fn convolve_axis(src: &[Self], stride: usize, taps: (usize, &[f64]), fixed: &[i32]) -> Self;
     /// One output row of a one-channel image: `out[x]` from `src[start(x)..]` (the horizontal
     /// pass with stride 1, same sums as `convolve_axis`).
-    fn convolve_row(src: &[Self], co: &Coeffs, fixed: &[i32], out: &mut [Self]);
+    fn convolve_row(src: &[Self], co: &Coeffs, padded: &Padded, fixed: &[i32], out: &mut [Self]);
     /// One output row from whole input rows (the vertical pass). Accumulating row by row
     /// adds the taps of every sample in the same order as `convolve_axis`, so the result is
     /// identical, and the inner loop runs over contiguous memory.
@@ -263,7 +315,20 @@ impl Sample for f32 {
         ss as f32
     }
 
-    fn convolve_row(src: &[f32], co: &Coeffs, _: &[i32], out: &mut [f32]) {
+    fn convolve_row(src: &[f32], co: &Coeffs, padded: &Padded, _: &[i32], out: &mut [f32]) {
+        // Pillow's exact tap counts where a sample is not finite (0 · inf is NaN).
+        if src.iter().fold(true, |a, v| a & v.is_finite()) {
+            match padded.k {
+                1 => row_fixed::<1>(src, padded, out),
+                2 => row_fixed::<2>(src, padded, out),
+                3 => row_fixed::<3>(src, padded, out),
+                4 => row_fixed::<4>(src, padded, out),
+                5 => row_fixed::<5>(src, padded, out),
+                6 => row_fixed::<6>(src, padded, out),
+                _ => row_padded(src, padded, out),
+            }
+            return;
+        }
         for (xx, o) in out.iter_mut().enumerate() {
             let (start, k) = co.taps(xx);
             // One bounds check per output sample, then a zip the compiler keeps unchecked.
@@ -313,7 +378,7 @@ impl Sample for u8 {
         clip8(ss)
     }
 
-    fn convolve_row(src: &[u8], co: &Coeffs, fixed: &[i32], out: &mut [u8]) {
+    fn convolve_row(src: &[u8], co: &Coeffs, _: &Padded, fixed: &[i32], out: &mut [u8]) {
         for (xx, o) in out.iter_mut().enumerate() {
             let (start, len) = (co.start[xx], co.len[xx]);
             let px = &src[start..start + len];
@@ -363,12 +428,13 @@ fn horizontal<T: Sample>(
     debug_assert_eq!(out.len(), h * out_w * c);
     let co = Coeffs::new(w, out_w, filter);
     let fixed = co.fixed_point();
+    let padded = co.padded(w);
     out.par_chunks_mut(out_w * c)
         .zip(src.par_chunks(w * c))
         .with_min_len(ROWS_PER_TASK)
         .for_each(|(orow, irow)| {
             if c == 1 {
-                T::convolve_row(irow, &co, &fixed, orow);
+                T::convolve_row(irow, &co, &padded, &fixed, orow);
                 return;
             }
             for xx in 0..out_w {
@@ -613,6 +679,31 @@ mod tests {
         assert!(f.iter().any(|&v| v < 0.0) && f.iter().any(|&v| v > 255.0));
         for (a, b) in out.iter().zip(f.iter()) {
             assert!((*a as f32 - b.clamp(0.0, 255.0)).abs() <= 1.0);
+        }
+    }
+
+    #[test]
+    fn padded_taps_give_the_exact_sums() {
+        let row: Vec<f32> = (0..97).map(|i| ((i * 37) % 23) as f32 * 0.731 - 5.0).collect();
+        for f in [Filter::Box, Filter::Bilinear, Filter::Hamming, Filter::Bicubic, Filter::Lanczos] {
+            for out_w in [1, 13, 60, 96, 97, 150, 300] {
+                let co = Coeffs::new(row.len(), out_w, f);
+                let padded = co.padded(row.len());
+                let mut got = vec![0f32; out_w];
+                f32::convolve_row(&row, &co, &padded, &[], &mut got);
+                for (x, g) in got.iter().enumerate() {
+                    let want = f32::convolve_axis(&row, 1, co.taps(x), &[]);
+                    assert_eq!(g.to_bits(), want.to_bits(), "{f:?} -> {out_w} at {x}");
+                }
+                // A non-finite sample: Pillow's own tap counts, so far outputs stay finite.
+                let mut inf = row.clone();
+                inf[0] = f32::INFINITY;
+                f32::convolve_row(&inf, &co, &padded, &[], &mut got);
+                for (x, g) in got.iter().enumerate() {
+                    let want = f32::convolve_axis(&inf, 1, co.taps(x), &[]);
+                    assert!(g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()));
+                }
+            }
         }
     }
 
