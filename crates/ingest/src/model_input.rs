@@ -405,6 +405,19 @@ impl SampleOp {
         }
     }
 
+    /// Appends `apply(v)` for every `v` of `src` to `out`, without zero-filling first.
+    fn extend_mapped(self, src: &[f32], out: &mut Vec<f32>) {
+        match self {
+            SampleOp::Window(w) => out.extend(src.iter().map(|&v| w.apply(v as f64) as f32)),
+            SampleOp::Rescale(f) => out.extend(src.iter().map(|&v| (v as f64 * f) as f32)),
+            SampleOp::Clip(lo, hi) => out.extend(src.iter().map(|&v| v.clamp(lo, hi))),
+            SampleOp::Normalize { mean, std } => {
+                out.extend(src.iter().map(|&v| (v - mean) / std))
+            }
+            SampleOp::ToUint8 { .. } => out.extend(src.iter().map(|&v| self.apply(v))),
+        }
+    }
+
     fn map_in_place(self, buf: &mut [f32]) {
         match self {
             // Window::apply_slice reads and writes different slices.
@@ -1006,7 +1019,7 @@ impl GrayPlan {
             match self.post[k].split_first() {
                 None => out.extend_from_slice(cur),
                 Some((first, rest)) => {
-                    out.extend(cur.iter().map(|&v| first.apply(v)));
+                    first.extend_mapped(cur, &mut out);
                     for op in rest {
                         op.map_in_place(&mut out[k * m..]);
                     }
