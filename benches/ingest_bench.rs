@@ -224,12 +224,16 @@ fn stages(files: &[PathBuf], args: &Args) -> Result<(), String> {
         t_open += t1 - t0;
         t_decode += t2 - t1;
         t_model += t3 - t2;
-        // The two computing steps of the pipeline alone, through the same public functions
-        // (Step::Window maps with Window::apply; Step::Resize calls resize_f32); the rest of
-        // the model time is copies, normalisation and layout.
-        let img = Array3::from_shape_vec((d.rows, d.cols, 1), d.data).map_err(|e| e.to_string())?;
+        // The two computing steps of the pipeline alone, through public functions with the
+        // same arithmetic (the fused pipeline windows with Window::apply_slice and resizes
+        // with resize_f32's passes, reusing its buffers); the rest of the model time is
+        // normalisation and writing the three planes.
+        let mut windowed = Array3::<f32>::zeros((d.rows, d.cols, 1));
         let t4 = Instant::now();
-        let windowed = img.mapv(|v| d.window.apply(v as f64) as f32);
+        d.window.apply_slice(
+            &d.data,
+            windowed.as_slice_mut().ok_or("fresh array is contiguous")?,
+        );
         let t5 = Instant::now();
         std::hint::black_box(
             resize_f32(windowed.view(), args.size, args.size, Filter::Bilinear)
