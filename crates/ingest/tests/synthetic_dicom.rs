@@ -1387,6 +1387,26 @@ fn bad_inputs_fail_cleanly_with_the_reason() {
 }
 
 #[test]
+fn a_jpeg_ls_frame_larger_than_the_header_is_refused_before_decoding() {
+    // CharLS sizes its output from the codestream: this 29-byte codestream (SOI, SOF55 with
+    // P 16, Y = X = 65535, Nf 1; SOS; EOI) would ask it for 8 GiB, where the data set says 2×2.
+    let mut frame = vec![0xFF, 0xD8, 0xFF, 0xF7, 0x00, 0x0B, 16, 0xFF, 0xFF, 0xFF, 0xFF, 1, 1, 0x11, 0];
+    frame.extend([0xFF, 0xDA, 0x00, 0x08, 1, 1, 0, 0, 0, 0, 0x00, 0x00, 0xFF, 0xD9]);
+    let dir = tempfile::tempdir().unwrap();
+    for uid in ["1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"] {
+        let p = dir.path().join(format!("jls_{uid}.dcm"));
+        ct(2, 2, 16, false)
+            .encapsulated(vec![frame.clone()])
+            .write_declared(&p, uid, EXPLICIT_LE);
+        let e = failure_for(&p, &modality());
+        assert!(
+            e.contains(uid) && e.contains("JPEG-LS frame 0 declares 65535 columns × 65535 lines × 1 components") && e.contains("= 2 × 2 × 1"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
 fn written_npy_reads_back_with_the_sidecar_shape() {
     let item = single(&hu_image(&[-1000, 0, 1000]), EXPLICIT_LE, &modality());
     let dir = tempfile::tempdir().unwrap();

@@ -3,6 +3,7 @@
 pub mod attrs;
 pub mod color;
 pub mod encapsulated;
+pub mod jls;
 pub mod open;
 pub mod pixels;
 
