@@ -669,7 +669,8 @@ fn dicom_volume(p: &VolumePlan, name: &str, opts: &Options) -> JobOutput {
             p.slices.len(),
             dropped.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
         ));
-        plan_kept = p.retain(|h| ok.iter().any(|(k, _)| k.path == h.path)).expect("some slices kept");
+        let kept: BTreeSet<&Path> = ok.iter().map(|(h, _)| h.path.as_path()).collect();
+        plan_kept = p.retain(|h| kept.contains(h.path.as_path())).expect("the slices in `ok` come from the plan");
         &plan_kept
     };
     let slices: Vec<DicomDecoded> = ok.into_iter().map(|(_, d)| d).collect();
