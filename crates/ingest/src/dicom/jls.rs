@@ -341,6 +341,31 @@ mod tests {
     }
 
     #[test]
+    fn every_single_byte_corruption_returns_without_panicking() {
+        // Each byte of three headers (plain, oversize LSE, DNL) set to values that matter to
+        // the reader: 0, 0xFF (marker / fill), marker codes, lengths at the edges.
+        let mut dnl = stream(&[sof55(8, 0, 16, 1), sos_and_scan()]);
+        let eoi = dnl.len() - 2;
+        dnl.splice(eoi..eoi, seg(DNL, &[0, 0x20]));
+        let lse = seg(LSE, &[LSE_OVERSIZE, 2, 0, 4, 0, 4]);
+        let streams = [stream(&[sof55(12, 4, 3, 3), sos_and_scan()]), stream(&[sof55(8, 0, 0, 1), lse, sos_and_scan()]), dnl];
+        let pa = attrs(4, 3, 1, 1);
+        let mut outcomes = [0usize; 2];
+        for s in &streams {
+            for i in 0..s.len() {
+                for v in [0x00, 0x01, 0x02, 0x04, 0x7F, 0x80, SOI, EOI, SOS, DNL, SOF55, LSE, 0xFE, 0xFF] {
+                    let mut m = s.clone();
+                    m[i] = v;
+                    outcomes[read_frame_header(&m).is_ok() as usize] += 1;
+                    let _ = check_frames(JPEG_LS_TRANSFER_SYNTAXES[0], &[m], &pa);
+                }
+            }
+        }
+        // Both outcomes occur: the corruptions reach past the first checks.
+        assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
+    }
+
+    #[test]
     fn frames_that_disagree_with_the_data_set_are_refused() {
         let lossless = JPEG_LS_TRANSFER_SYNTAXES[0];
         let frame = |y, x, nf| stream(&[sof55(12, y, x, nf), sos_and_scan()]);
