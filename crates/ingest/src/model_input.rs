@@ -221,7 +221,10 @@ impl Step {
     fn apply(&self, img: Array3<f32>) -> Result<Array3<f32>> {
         let (h, w, c) = img.dim();
         Ok(match self {
-            Step::Window { .. } | Step::ToUint8 { .. } | Step::Rescale { .. } | Step::Clip { .. } => {
+            Step::Window { .. }
+            | Step::ToUint8 { .. }
+            | Step::Rescale { .. }
+            | Step::Clip { .. } => {
                 let op = self
                     .sample_op(0, 1)
                     .expect("value steps are per-sample maps")?;
@@ -411,9 +414,7 @@ impl SampleOp {
             SampleOp::Window(w) => out.extend(src.iter().map(|&v| w.apply(v as f64) as f32)),
             SampleOp::Rescale(f) => out.extend(src.iter().map(|&v| (v as f64 * f) as f32)),
             SampleOp::Clip(lo, hi) => out.extend(src.iter().map(|&v| v.clamp(lo, hi))),
-            SampleOp::Normalize { mean, std } => {
-                out.extend(src.iter().map(|&v| (v - mean) / std))
-            }
+            SampleOp::Normalize { mean, std } => out.extend(src.iter().map(|&v| (v - mean) / std)),
             SampleOp::ToUint8 { .. } => out.extend(src.iter().map(|&v| self.apply(v))),
         }
     }
@@ -993,13 +994,23 @@ impl GrayPlan {
                 (oh, ow)
             }
             Some((oh, ow, filter, ResizeMode::Uint8)) => {
-                if !cur.iter().all(|v| *v >= 0.0 && *v <= 255.0 && v.fract() == 0.0) {
+                if !cur
+                    .iter()
+                    .all(|v| *v >= 0.0 && *v <= 255.0 && v.fract() == 0.0)
+                {
                     return None;
                 }
                 sc.levels.clear();
                 sc.levels.extend(cur.iter().map(|&v| v as u8));
                 let out = sized(&mut sc.levels_out, oh * ow);
-                resample_into(&sc.levels, (h, w, 1), (oh, ow), filter, &mut sc.levels_tmp, out);
+                resample_into(
+                    &sc.levels,
+                    (h, w, 1),
+                    (oh, ow),
+                    filter,
+                    &mut sc.levels_tmp,
+                    out,
+                );
                 let resized = sized(&mut sc.resized, oh * ow);
                 for (r, &l) in resized.iter_mut().zip(sc.levels_out.iter()) {
                     *r = f32::from(l);

@@ -206,7 +206,14 @@ impl Coeffs {
     /// change a sum of finite values (the sum, which starts at +0, is never -0), so for
     /// finite samples the result is that of [`Coeffs::taps`]; callers use these only then.
     fn padded(&self, in_size: usize) -> Padded {
-        let k = self.len.iter().copied().max().unwrap_or(0).max(1).min(in_size);
+        let k = self
+            .len
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(1)
+            .min(in_size);
         let mut start = Vec::with_capacity(self.len.len());
         let mut weights = vec![0.0f64; self.len.len() * k];
         for (i, w) in weights.chunks_exact_mut(k).enumerate() {
@@ -581,7 +588,14 @@ fn resample<T: Sample>(
     filter: Filter,
 ) -> Vec<T> {
     let mut out = vec![T::default(); out_h * out_w * c];
-    resample_into(src, (h, w, c), (out_h, out_w), filter, &mut Vec::new(), &mut out);
+    resample_into(
+        src,
+        (h, w, c),
+        (out_h, out_w),
+        filter,
+        &mut Vec::new(),
+        &mut out,
+    );
     out
 }
 
@@ -707,8 +721,16 @@ mod tests {
 
     #[test]
     fn padded_taps_give_the_exact_sums() {
-        let row: Vec<f32> = (0..97).map(|i| ((i * 37) % 23) as f32 * 0.731 - 5.0).collect();
-        for f in [Filter::Box, Filter::Bilinear, Filter::Hamming, Filter::Bicubic, Filter::Lanczos] {
+        let row: Vec<f32> = (0..97)
+            .map(|i| ((i * 37) % 23) as f32 * 0.731 - 5.0)
+            .collect();
+        for f in [
+            Filter::Box,
+            Filter::Bilinear,
+            Filter::Hamming,
+            Filter::Bicubic,
+            Filter::Lanczos,
+        ] {
             for out_w in [1, 13, 60, 96, 97, 150, 300] {
                 let co = Coeffs::new(row.len(), out_w, f);
                 let padded = co.padded(row.len());
@@ -734,8 +756,15 @@ mod tests {
     fn vertical_rows_give_the_per_sample_sums() {
         // 5 columns, 40 rows; every filter and scale gives tap counts from 1 to well past 4.
         let (h, row) = (40, 5);
-        let src: Vec<f32> = (0..h * row).map(|i| ((i * 53) % 31) as f32 * 0.917 - 9.0).collect();
-        for f in [Filter::Box, Filter::Bilinear, Filter::Bicubic, Filter::Lanczos] {
+        let src: Vec<f32> = (0..h * row)
+            .map(|i| ((i * 53) % 31) as f32 * 0.917 - 9.0)
+            .collect();
+        for f in [
+            Filter::Box,
+            Filter::Bilinear,
+            Filter::Bicubic,
+            Filter::Lanczos,
+        ] {
             for out_h in [1, 7, 19, 39, 80] {
                 let co = Coeffs::new(h, out_h, f);
                 let mut got = vec![0f32; row];
