@@ -5,4 +5,5 @@
 //! Not built yet: this crate is the home of the model issues (vision encoders first). It stays
 //! empty rather than half-built so the workspace compiles without the Burn stack until then.
 
+pub mod device;
 pub mod tensor_io;
