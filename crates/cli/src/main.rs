@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod debug_cmds;
 mod eval_cmds;
 mod ingest_cmd;
 
@@ -23,6 +24,9 @@ enum Command {
     Eval(eval_cmds::EvalArgs),
     /// Compare two scored runs: paired differences, exact McNemar test, paired bootstrap CI.
     Compare(eval_cmds::CompareArgs),
+    /// Tools to compare medvqa with transformers tensor by tensor.
+    #[command(subcommand)]
+    Debug(debug_cmds::DebugCommand),
 }
 
 fn main() {
@@ -32,6 +36,7 @@ fn main() {
         Command::Score(args) => eval_cmds::score(args),
         Command::Eval(args) => eval_cmds::eval(args),
         Command::Compare(args) => eval_cmds::compare_runs(args),
+        Command::Debug(cmd) => debug_cmds::run(cmd),
     };
     std::process::exit(code);
 }
