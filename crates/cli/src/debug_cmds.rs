@@ -25,10 +25,24 @@ pub fn run(cmd: DebugCommand) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("medvqa debug {name}: {e:#}");
+            eprintln!("medvqa debug {name}: {}", message(&e));
             e.downcast_ref::<UsageError>().map_or(1, |_| 2)
         }
     }
+}
+
+/// The error and its causes, each cause left out when the message already says it (our
+/// error types print their source in their own message).
+fn message(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 /// A refusal caused by the command line rather than by the inputs (exit code 2).
