@@ -1,9 +1,15 @@
 //! Burn modules for medical visual question answering: vision encoders (SigLIP, CLIP ViT),
-//! the projector that fuses image embeddings into a text decoder (Gemma 3, Llama families),
-//! generation with a KV cache, and option scoring.
+//! loaded from HuggingFace checkpoint folders, on any Burn device (WGPU or the CPU backend).
 //!
-//! Not built yet: this crate is the home of the model issues (vision encoders first). It stays
-//! empty rather than half-built so the workspace compiles without the Burn stack until then.
+//! Layout: [`checkpoint`] reads safetensors (single or sharded, memory-mapped) and tracks which
+//! tensors a build used; [`vision`] holds the towers; [`nn`] the shared layers. The device is
+//! chosen once by the caller and passed to `load`.
 
+pub mod checkpoint;
 pub mod device;
+pub mod error;
+pub mod nn;
 pub mod tensor_io;
+pub mod vision;
+
+pub use error::{ModelError, Result};

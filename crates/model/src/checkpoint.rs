@@ -1,0 +1,341 @@
+//! HuggingFace checkpoint folders: `config.json` plus `*.safetensors` weights, single-file or
+//! sharded (`model.safetensors.index.json`), memory-mapped.
+//!
+//! Modules load their parameters through [`Weights`], a scoped view whose paths mirror the
+//! checkpoint's own names (`weights.pp("encoder").pp("layers").pp(i)`), as candle's VarBuilder
+//! does. Every lookup is recorded, so that after a model is built the loader can say, all at
+//! once, which tensors were missing, which had the wrong shape, and which were never used.
+//! A model is only returned when all three lists are empty.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use burn::prelude::*;
+use burn::tensor::{bf16, f16};
+use memmap2::Mmap;
+use safetensors::tensor::{Dtype, Metadata, SafeTensors};
+
+use crate::error::{ModelError, Result};
+
+/// One memory-mapped safetensors file and its parsed header.
+struct ShardFile {
+    path: PathBuf,
+    map: Mmap,
+    /// Byte offset of the data section (8 + header length).
+    data_start: usize,
+    header: Metadata,
+}
+
+/// Where one tensor lives: which shard, its dtype, shape and byte range inside the data section.
+#[derive(Clone, Debug)]
+struct Entry {
+    shard: usize,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    start: usize,
+    end: usize,
+}
+
+/// The weights of one checkpoint folder, memory-mapped, with every tensor name indexed.
+pub struct Checkpoint {
+    dir: PathBuf,
+    shards: Vec<ShardFile>,
+    entries: BTreeMap<String, Entry>,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("dir", &self.dir)
+            .field("files", &self.shards.iter().map(|s| &s.path).collect::<Vec<_>>())
+            .field("tensors", &self.entries.len())
+            .finish()
+    }
+}
+
+impl Checkpoint {
+    /// Opens the weights in `dir`: `model.safetensors.index.json` when present (every shard it
+    /// names), else `model.safetensors`, else every `*.safetensors` file in the folder.
+    pub fn open(dir: &Path) -> Result<Checkpoint> {
+        let files = weight_files(dir)?;
+        let mut shards = Vec::with_capacity(files.len());
+        let mut entries = BTreeMap::new();
+        for path in files {
+            let shard = open_shard(&path)?;
+            let idx = shards.len();
+            for (name, info) in shard.header.tensors() {
+                let (start, end) = info.data_offsets;
+                let entry = Entry { shard: idx, dtype: info.dtype, shape: info.shape.clone(), start, end };
+                if entries.insert(name.clone(), entry).is_some() {
+                    return Err(ModelError::Checkpoint {
+                        path: path.clone(),
+                        reason: format!("tensor `{name}` appears in more than one weight file"),
+                    });
+                }
+            }
+            shards.push(shard);
+        }
+        Ok(Checkpoint { dir: dir.to_path_buf(), shards, entries })
+    }
+
+    /// The checkpoint folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The weight files, in the order they were opened.
+    pub fn files(&self) -> Vec<&Path> {
+        self.shards.iter().map(|s| s.path.as_path()).collect()
+    }
+
+    /// Every tensor name in the checkpoint, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// The stored shape of a tensor, if present.
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.entries.get(name).map(|e| e.shape.as_slice())
+    }
+
+    /// The stored dtype name of a tensor (`F32`, `BF16` …), if present.
+    pub fn dtype(&self, name: &str) -> Option<String> {
+        self.entries.get(name).map(|e| format!("{:?}", e.dtype))
+    }
+
+    /// Reads a tensor as f32, converting F16 / BF16 / F64 (the reference computes in the
+    /// stored precision upcast to f32 when asked for float32, so this is exact for 16-bit types).
+    pub fn read_f32(&self, name: &str) -> Result<Vec<f32>> {
+        let entry = self.entries.get(name).ok_or_else(|| ModelError::Checkpoint {
+            path: self.dir.clone(),
+            reason: format!("tensor `{name}` not found"),
+        })?;
+        let shard = &self.shards[entry.shard];
+        let bytes = &shard.map[shard.data_start + entry.start..shard.data_start + entry.end];
+        let count: usize = entry.shape.iter().product();
+        let bad = |reason: String| ModelError::Checkpoint { path: shard.path.clone(), reason };
+        let width = match entry.dtype {
+            Dtype::F32 => 4,
+            Dtype::F16 | Dtype::BF16 => 2,
+            Dtype::F64 => 8,
+            other => return Err(bad(format!("tensor `{name}` has dtype {other:?}; expected a float type"))),
+        };
+        if bytes.len() != count * width {
+            return Err(bad(format!(
+                "tensor `{name}`: {} bytes for shape {:?} of {:?}",
+                bytes.len(),
+                entry.shape,
+                entry.dtype
+            )));
+        }
+        // safetensors data is little-endian; chunks avoid any alignment assumption about the map.
+        Ok(match entry.dtype {
+            Dtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            Dtype::F16 => bytes.chunks_exact(2).map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()).collect(),
+            Dtype::BF16 => bytes.chunks_exact(2).map(|c| bf16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()).collect(),
+            Dtype::F64 => bytes
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+                .collect(),
+            _ => unreachable!("dtype checked above"),
+        })
+    }
+
+    /// SHA-256 over the weight files' bytes in file order, hex encoded: identifies the exact
+    /// weights an output came from (equal to `cat files | sha256sum` for the same order).
+    pub fn weights_sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for shard in &self.shards {
+            hasher.update(&shard.map[..]);
+        }
+        hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Starts a tracked, scoped view of the weights for building a model on `device`.
+    pub fn weights(&self, device: &Device) -> Weights<'_> {
+        Weights { ckpt: self, prefix: String::new(), device: device.clone(), log: Rc::new(RefCell::new(LoadLog::default())) }
+    }
+}
+
+fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        let text = std::fs::read_to_string(&index).map_err(|e| ModelError::io(&index, e))?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| ModelError::Checkpoint { path: index.clone(), reason: format!("invalid JSON: {e}") })?;
+        let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| ModelError::Checkpoint {
+            path: index.clone(),
+            reason: "no `weight_map` object".into(),
+        })?;
+        let mut files = BTreeSet::new();
+        for file in map.values() {
+            let name = file.as_str().ok_or_else(|| ModelError::Checkpoint {
+                path: index.clone(),
+                reason: "a `weight_map` value is not a file name".into(),
+            })?;
+            // Shard names are plain file names in the same folder; refuse paths that escape it.
+            if name.contains('/') || name.contains('\\') || name == ".." {
+                return Err(ModelError::Checkpoint { path: index.clone(), reason: format!("shard name `{name}` is not a plain file name") });
+            }
+            files.insert(dir.join(name));
+        }
+        return Ok(files.into_iter().collect());
+    }
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    let read = std::fs::read_dir(dir).map_err(|e| ModelError::io(dir, e))?;
+    let mut files: Vec<PathBuf> = read
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors") && p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(ModelError::Checkpoint {
+            path: dir.to_path_buf(),
+            reason: "no model.safetensors, model.safetensors.index.json or *.safetensors file".into(),
+        });
+    }
+    Ok(files)
+}
+
+fn open_shard(path: &Path) -> Result<ShardFile> {
+    let file = File::open(path).map_err(|e| ModelError::io(path, e))?;
+    // SAFETY: the map is read-only and the file is not modified by us while mapped; a file
+    // truncated underneath us by another process is the one case mmap cannot protect against.
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| ModelError::io(path, e))?;
+    let bad = |reason: String| ModelError::Checkpoint { path: path.to_path_buf(), reason };
+    // `deserialize` validates the header and that every tensor lies inside the file.
+    SafeTensors::deserialize(&map).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+    let (header_len, header) =
+        SafeTensors::read_metadata(&map).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+    Ok(ShardFile { path: path.to_path_buf(), map, data_start: 8 + header_len, header })
+}
+
+/// What a model build asked for, and what went wrong.
+#[derive(Default, Debug)]
+struct LoadLog {
+    used: BTreeSet<String>,
+    missing: Vec<String>,
+    mis_shaped: Vec<String>,
+    unreadable: Vec<String>,
+}
+
+/// A scoped, tracked view of a [`Checkpoint`] used while building a model.
+#[derive(Clone)]
+pub struct Weights<'a> {
+    ckpt: &'a Checkpoint,
+    prefix: String,
+    device: Device,
+    log: Rc<RefCell<LoadLog>>,
+}
+
+impl<'a> Weights<'a> {
+    /// A view one level down: `pp("encoder")` turns `x` into `encoder.x`.
+    pub fn pp(&self, name: impl std::fmt::Display) -> Weights<'a> {
+        let prefix = if self.prefix.is_empty() { name.to_string() } else { format!("{}.{}", self.prefix, name) };
+        Weights { prefix, ..self.clone() }
+    }
+
+    /// The device tensors are created on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Full checkpoint name of `name` under this view.
+    pub fn path(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{}", self.prefix, name)
+        }
+    }
+
+    /// Whether the checkpoint has `name` under this view.
+    pub fn contains(&self, name: &str) -> bool {
+        self.ckpt.entries.contains_key(&self.path(name))
+    }
+
+    /// Loads `name` with the expected `shape` (as stored in the checkpoint, PyTorch layout).
+    /// A missing, mis-shaped or unreadable tensor is recorded and a zero tensor returned, so that
+    /// one build reports every problem; [`Weights::finish`] turns the record into an error.
+    pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Tensor<D> {
+        Tensor::from_data(TensorData::new(self.values(name, &shape), shape), &self.device)
+    }
+
+    /// Like [`Weights::tensor`] but returns the f32 values on the host (row-major, stored layout),
+    /// for parameters that are split or transposed before they go to the device.
+    pub fn values(&self, name: &str, shape: &[usize]) -> Vec<f32> {
+        let full = self.path(name);
+        let count = shape.iter().product();
+        let mut log = self.log.borrow_mut();
+        match self.ckpt.entries.get(&full) {
+            None => log.missing.push(format!("{full} {shape:?}")),
+            Some(e) if e.shape.as_slice() != shape => {
+                log.used.insert(full.clone());
+                log.mis_shaped.push(format!("{full}: expected {shape:?}, found {:?}", e.shape));
+            }
+            Some(_) => {
+                log.used.insert(full.clone());
+                match self.ckpt.read_f32(&full) {
+                    Ok(values) => return values,
+                    Err(e) => log.unreadable.push(e.to_string()),
+                }
+            }
+        }
+        vec![0.0; count]
+    }
+
+    /// Marks `name` as known but not needed (e.g. CLIP's `position_ids` buffer).
+    pub fn skip(&self, name: &str) {
+        let full = self.path(name);
+        if self.ckpt.entries.contains_key(&full) {
+            self.log.borrow_mut().used.insert(full);
+        }
+    }
+
+    /// Ends a build: an error listing every missing, mis-shaped and unexpected tensor when there
+    /// is any. "Unexpected" means a tensor under `scope` (the model's own prefix) that the build
+    /// never asked for; tensors outside it (another tower of a two-tower checkpoint) are ignored.
+    pub fn finish(&self, scope: &str) -> Result<()> {
+        let log = self.log.borrow();
+        let unexpected: Vec<String> = self
+            .ckpt
+            .entries
+            .keys()
+            .filter(|k| scope.is_empty() || k.starts_with(scope))
+            .filter(|k| !log.used.contains(*k))
+            .cloned()
+            .collect();
+        if log.missing.is_empty() && log.mis_shaped.is_empty() && log.unreadable.is_empty() && unexpected.is_empty() {
+            return Ok(());
+        }
+        Err(ModelError::WeightMismatch {
+            dir: self.ckpt.dir.clone(),
+            missing: log.missing.clone(),
+            mis_shaped: log.mis_shaped.clone(),
+            unexpected,
+            unreadable: log.unreadable.clone(),
+        })
+    }
+}
+
+/// The prefix under which a checkpoint stores the tensor whose name ends in `suffix`,
+/// e.g. `vision_model.` for `vision_model.embeddings.patch_embedding.weight`. `Ok(None)` when no
+/// tensor ends so; an error when several do (ambiguous checkpoint).
+pub fn find_prefix(ckpt: &Checkpoint, suffix: &str) -> Result<Option<String>> {
+    let hits: Vec<&str> = ckpt.names().filter(|n| *n == suffix || n.ends_with(&format!(".{suffix}"))).collect();
+    match hits.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one[..one.len() - suffix.len()].to_string())),
+        many => Err(ModelError::Checkpoint {
+            path: ckpt.dir.clone(),
+            reason: format!("several tensors end in `{suffix}`: {}", many.join(", ")),
+        }),
+    }
+}

@@ -1,0 +1,140 @@
+//! Small building blocks shared by the architectures: linear layers stored the way Burn's
+//! matmul wants them, LayerNorm, activations. Parameters are plain tensors loaded from a
+//! checkpoint (no random initialisation first: a 400M-parameter tower would spend seconds
+//! filling tensors that are overwritten at once).
+
+use burn::prelude::*;
+use burn::tensor::activation::{gelu, gelu_approximate, relu, sigmoid, silu};
+use burn::tensor::module::{layer_norm, linear};
+
+use crate::checkpoint::Weights;
+use crate::vision::config::Activation;
+
+/// y = x·W + b with W stored `[in, out]` (transposed from PyTorch's `[out, in]` at load time, so
+/// every forward multiplies by a contiguous matrix).
+#[derive(Clone, Debug)]
+pub struct Linear {
+    /// `[in, out]`.
+    pub weight: Tensor<2>,
+    /// `[out]`.
+    pub bias: Option<Tensor<1>>,
+}
+
+impl Linear {
+    /// Loads `weight` `[out, in]` (and `bias` `[out]` when `bias`) under `w`.
+    pub fn load(w: &Weights, d_in: usize, d_out: usize, bias: bool) -> Linear {
+        let rows = w.values("weight", &[d_out, d_in]);
+        Linear {
+            weight: Tensor::from_data(TensorData::new(transpose(&rows, d_out, d_in), [d_in, d_out]), w.device()),
+            bias: bias.then(|| w.tensor("bias", [d_out])),
+        }
+    }
+
+    /// Builds a layer from PyTorch-layout rows `[out, in]` already read.
+    pub fn from_rows(rows: &[f32], bias: Option<Vec<f32>>, d_in: usize, d_out: usize, device: &Device) -> Linear {
+        Linear {
+            weight: Tensor::from_data(TensorData::new(transpose(rows, d_out, d_in), [d_in, d_out]), device),
+            bias: bias.map(|b| Tensor::from_data(TensorData::new(b, [d_out]), device)),
+        }
+    }
+
+    /// # Shapes
+    /// `[..., in]` → `[..., out]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        linear(x, self.weight.clone(), self.bias.clone())
+    }
+}
+
+/// Transposes a row-major `[rows, cols]` matrix.
+pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; values.len()];
+    // Blocked so both sides stay in cache for the large (1152×4304) matrices of so400m.
+    const B: usize = 32;
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for c in c0..(c0 + B).min(cols) {
+                    out[c * rows + r] = values[r * cols + c];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// LayerNorm over the last axis with the checkpoint's epsilon.
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    /// `[d]`.
+    pub weight: Tensor<1>,
+    /// `[d]`.
+    pub bias: Tensor<1>,
+    /// From `layer_norm_eps` (Burn's own default, 1e-5, is wrong for SigLIP).
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    /// Loads `weight` and `bias` `[d]` under `w`.
+    pub fn load(w: &Weights, d: usize, eps: f64) -> LayerNorm {
+        LayerNorm { weight: w.tensor("weight", [d]), bias: w.tensor("bias", [d]), eps }
+    }
+
+    /// # Shapes
+    /// `[..., d]` → `[..., d]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        layer_norm(x, self.weight.clone(), Some(self.bias.clone()), self.eps)
+    }
+}
+
+/// Applies a transformers `hidden_act`.
+pub fn activate<const D: usize>(act: Activation, x: Tensor<D>) -> Tensor<D> {
+    match act {
+        Activation::GeluErf => gelu(x),
+        Activation::GeluTanh => gelu_approximate(x),
+        // transformers' QuickGELUActivation: x * sigmoid(1.702 * x).
+        Activation::QuickGelu => x.clone() * sigmoid(x * 1.702),
+        Activation::Relu => relu(x),
+        Activation::Silu => silu(x),
+    }
+}
+
+/// fc1 → activation → fc2.
+#[derive(Clone, Debug)]
+pub struct Mlp {
+    /// `[d, inner]`.
+    pub fc1: Linear,
+    /// `[inner, d]`.
+    pub fc2: Linear,
+    /// Between the two.
+    pub act: Activation,
+}
+
+impl Mlp {
+    /// Loads `fc1` and `fc2` under `w`.
+    pub fn load(w: &Weights, d: usize, inner: usize, act: Activation) -> Mlp {
+        Mlp { fc1: Linear::load(&w.pp("fc1"), d, inner, true), fc2: Linear::load(&w.pp("fc2"), inner, d, true), act }
+    }
+
+    /// # Shapes
+    /// `[..., d]` → `[..., d]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.fc2.forward(activate(self.act, self.fc1.forward(x)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transpose;
+
+    #[test]
+    fn transpose_non_square_across_blocks() {
+        let (r, c) = (37, 70);
+        let m: Vec<f32> = (0..r * c).map(|i| i as f32).collect();
+        let t = transpose(&m, r, c);
+        for i in 0..r {
+            for j in 0..c {
+                assert_eq!(t[j * r + i], m[i * c + j]);
+            }
+        }
+    }
+}
