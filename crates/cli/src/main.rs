@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod debug_cmds;
+mod encode_cmd;
 mod eval_cmds;
 mod ingest_cmd;
 
@@ -24,6 +25,9 @@ enum Command {
     Eval(eval_cmds::EvalArgs),
     /// Compare two scored runs: paired differences, exact McNemar test, paired bootstrap CI.
     Compare(eval_cmds::CompareArgs),
+    /// Embed images with a vision encoder: one row per image, frame or volume slice, in a
+    /// safetensors file with a JSONL manifest beside it.
+    Encode(encode_cmd::EncodeArgs),
     /// Tools to compare medvqa with transformers tensor by tensor.
     #[command(subcommand)]
     Debug(debug_cmds::DebugCommand),
@@ -36,6 +40,7 @@ fn main() {
         Command::Score(args) => eval_cmds::score(args),
         Command::Eval(args) => eval_cmds::eval(args),
         Command::Compare(args) => eval_cmds::compare_runs(args),
+        Command::Encode(args) => encode_cmd::run(args),
         Command::Debug(cmd) => debug_cmds::run(cmd),
     };
     std::process::exit(code);
