@@ -118,7 +118,9 @@ impl FromStr for DeviceChoice {
         DeviceChoice::ALL
             .into_iter()
             .find(|c| c.as_str() == wanted)
-            .ok_or_else(|| DeviceError::UnknownChoice { value: s.to_string() })
+            .ok_or_else(|| DeviceError::UnknownChoice {
+                value: s.to_string(),
+            })
     }
 }
 
@@ -305,7 +307,13 @@ pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError
         }),
         Some(index) => {
             let (device, f16) = start_wgpu(&probe()[index])?;
-            Ok(SelectedDevice { device, backend: Backend::Wgpu, label: plan.label, note: plan.note, f16 })
+            Ok(SelectedDevice {
+                device,
+                backend: Backend::Wgpu,
+                label: plan.label,
+                note: plan.note,
+                f16,
+            })
         }
     }
 }
@@ -358,7 +366,12 @@ fn probe() -> &'static [Probed] {
     static PROBED: OnceLock<Vec<Probed>> = OnceLock::new();
     PROBED.get_or_init(|| {
         let mut all = Vec::new();
-        for api in [wgpu::Backend::Vulkan, wgpu::Backend::Metal, wgpu::Backend::Dx12, wgpu::Backend::Gl] {
+        for api in [
+            wgpu::Backend::Vulkan,
+            wgpu::Backend::Metal,
+            wgpu::Backend::Dx12,
+            wgpu::Backend::Gl,
+        ] {
             if !api_compiled(api) {
                 continue;
             }
@@ -369,7 +382,10 @@ fn probe() -> &'static [Probed] {
                 ..wgpu::InstanceDescriptor::new_without_display_handle()
             });
             let adapters = block_on(instance.enumerate_adapters(api.into()));
-            let infos: Vec<_> = adapters.iter().map(|a| (a.get_info(), a.features())).collect();
+            let infos: Vec<_> = adapters
+                .iter()
+                .map(|a| (a.get_info(), a.features()))
+                .collect();
             let alone = infos.len() == 1;
             let mut seen = [0usize; 5];
             for (info, features) in infos {
@@ -385,7 +401,11 @@ fn probe() -> &'static [Probed] {
                     // Only reachable through the default selector, which is exact when alone.
                     wgpu::DeviceType::Other => alone.then_some(DeviceKind::DefaultDevice),
                 };
-                all.push(Probed { f16: features.contains(wgpu::Features::SHADER_F16), info, kind });
+                all.push(Probed {
+                    f16: features.contains(wgpu::Features::SHADER_F16),
+                    info,
+                    kind,
+                });
             }
         }
         all
@@ -402,7 +422,11 @@ fn auto_chain() -> &'static [wgpu::Backend] {
     if cfg!(target_os = "macos") {
         &[wgpu::Backend::Metal]
     } else {
-        &[wgpu::Backend::Vulkan, wgpu::Backend::Dx12, wgpu::Backend::Gl]
+        &[
+            wgpu::Backend::Vulkan,
+            wgpu::Backend::Dx12,
+            wgpu::Backend::Gl,
+        ]
     }
 }
 
@@ -445,29 +469,46 @@ fn plan_locked(choice: DeviceChoice) -> Result<Plan, DeviceError> {
 }
 
 fn cpu_plan(note: Option<String>) -> Plan {
-    Plan { backend: Backend::Flex, label: cpu_label(), note, adapter: None }
+    Plan {
+        backend: Backend::Flex,
+        label: cpu_label(),
+        note,
+        adapter: None,
+    }
 }
 
 fn wgpu_plan(adapters: &[Probed], index: usize) -> Plan {
-    Plan { backend: Backend::Wgpu, label: wgpu_label(&adapters[index].info), note: None, adapter: Some(index) }
+    Plan {
+        backend: Backend::Wgpu,
+        label: wgpu_label(&adapters[index].info),
+        note: None,
+        adapter: Some(index),
+    }
 }
 
 /// A hardware adapter on burn's preferred API, else the CPU backend with the reason.
 fn plan_auto(adapters: &[Probed]) -> Plan {
-    if let Some(index) = auto_chain().iter().find_map(|&api| best_on(adapters, api, false)) {
+    if let Some(index) = auto_chain()
+        .iter()
+        .find_map(|&api| best_on(adapters, api, false))
+    {
         return wgpu_plan(adapters, index);
     }
-    let software: Vec<String> = adapters.iter().filter(|p| is_software(&p.info)).map(|p| wgpu_label(&p.info)).collect();
-    let why = if software.is_empty() {
-        "no WGPU adapter found".to_string()
+    let software: Vec<String> = adapters
+        .iter()
+        .filter(|p| is_software(&p.info))
+        .map(|p| wgpu_label(&p.info))
+        .collect();
+    let note = if software.is_empty() {
+        "no WGPU adapter found: using the CPU backend".to_string()
     } else {
         format!(
-            "only software WGPU adapters found ({}), which run models far slower than the CPU backend; \
-             pass --device wgpu to use one anyway",
+            "only software WGPU adapters found ({}): using the CPU backend, which runs models far \
+             faster than those (pass --device wgpu to use one anyway)",
             software.join("; ")
         )
     };
-    cpu_plan(Some(format!("{why}: using the CPU backend ({})", cpu_label())))
+    cpu_plan(Some(note))
 }
 
 /// As burn's automatic selection: the first API with a hardware adapter, else the first with
@@ -481,13 +522,21 @@ fn plan_any(adapters: &[Probed]) -> Result<Plan, DeviceError> {
         .map(|index| wgpu_plan(adapters, index))
         .ok_or_else(|| DeviceError::NoAdapter {
             choice: DeviceChoice::Wgpu,
-            wanted: chain.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(" or "),
+            wanted: chain
+                .iter()
+                .map(|a| format!("{a:?}"))
+                .collect::<Vec<_>>()
+                .join(" or "),
             found: found_list(adapters),
         })
 }
 
 /// The best adapter on `api`, software ones included.
-fn plan_pinned(choice: DeviceChoice, api: wgpu::Backend, adapters: &[Probed]) -> Result<Plan, DeviceError> {
+fn plan_pinned(
+    choice: DeviceChoice,
+    api: wgpu::Backend,
+    adapters: &[Probed],
+) -> Result<Plan, DeviceError> {
     if !api_compiled(api) {
         return Err(DeviceError::ApiUnavailable {
             choice,
@@ -496,11 +545,13 @@ fn plan_pinned(choice: DeviceChoice, api: wgpu::Backend, adapters: &[Probed]) ->
             found: found_list(adapters),
         });
     }
-    best_on(adapters, api, true).map(|index| wgpu_plan(adapters, index)).ok_or_else(|| DeviceError::NoAdapter {
-        choice,
-        wanted: format!("{api:?}"),
-        found: found_list(adapters),
-    })
+    best_on(adapters, api, true)
+        .map(|index| wgpu_plan(adapters, index))
+        .ok_or_else(|| DeviceError::NoAdapter {
+            choice,
+            wanted: format!("{api:?}"),
+            found: found_list(adapters),
+        })
 }
 
 /// Starts burn's wgpu runtime on `probed` (once per process) and returns the device and whether
@@ -509,10 +560,15 @@ fn start_wgpu(probed: &Probed) -> Result<(Device, bool), DeviceError> {
     static STARTED: Mutex<Vec<(wgpu::Backend, DeviceKind, Device, bool)>> = Mutex::new(Vec::new());
     let label = wgpu_label(&probed.info);
     let Some(kind) = probed.kind.clone() else {
-        return Err(DeviceError::Init { adapter: label, message: "burn cannot address this adapter exactly".into() });
+        return Err(DeviceError::Init {
+            adapter: label,
+            message: "burn cannot address this adapter exactly".into(),
+        });
     };
     let api = probed.info.backend;
-    let mut started = STARTED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut started = STARTED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some((_, _, device, f16)) = started.iter().find(|(a, k, _, _)| *a == api && *k == kind) {
         return Ok((device.clone(), *f16));
     }
@@ -522,17 +578,29 @@ fn start_wgpu(probed: &Probed) -> Result<(Device, bool), DeviceError> {
         wgpu::Backend::Dx12 => WgpuBackend::Dx12,
         wgpu::Backend::Gl => WgpuBackend::Gl,
         other => {
-            return Err(DeviceError::Init { adapter: label, message: format!("graphics API {other:?} is not supported") })
+            return Err(DeviceError::Init {
+                adapter: label,
+                message: format!("graphics API {other:?} is not supported"),
+            })
         }
     };
     let (device, setup) = Device::wgpu_options()
         .device_kind(kind.clone())
         .graphics_api(pinned)
         .init_with_setup()
-        .map_err(|e| DeviceError::Init { adapter: label.clone(), message: e.to_string() })?;
+        .map_err(|e| DeviceError::Init {
+            adapter: label.clone(),
+            message: e.to_string(),
+        })?;
     let got = setup.adapter.get_info();
-    if got.backend != api || got.name != probed.info.name || got.device_type != probed.info.device_type {
-        return Err(DeviceError::WrongAdapter { expected: label, got: wgpu_label(&got) });
+    if got.backend != api
+        || got.name != probed.info.name
+        || got.device_type != probed.info.device_type
+    {
+        return Err(DeviceError::WrongAdapter {
+            expected: label,
+            got: wgpu_label(&got),
+        });
     }
     let f16 = device.supports_dtype(DType::F16);
     started.push((api, kind, device.clone(), f16));
@@ -557,7 +625,10 @@ fn report(p: &Probed) -> AdapterReport {
 }
 
 fn wgpu_label(info: &wgpu::AdapterInfo) -> String {
-    format!("wgpu/{:?}: {} [{:?}]", info.backend, info.name, info.device_type)
+    format!(
+        "wgpu/{:?}: {} [{:?}]",
+        info.backend, info.name, info.device_type
+    )
 }
 
 fn cpu_label() -> String {
@@ -568,7 +639,11 @@ fn found_list(adapters: &[Probed]) -> String {
     if adapters.is_empty() {
         return "none".to_string();
     }
-    adapters.iter().map(|p| wgpu_label(&p.info)).collect::<Vec<_>>().join("; ")
+    adapters
+        .iter()
+        .map(|p| wgpu_label(&p.info))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Readable names for vendor ids: PCI-SIG vendor ids, and the Khronos ids above 0xFFFF that

@@ -11,7 +11,8 @@ use std::time::Instant;
 use burn::prelude::{Device, Tensor, TensorData};
 use burn::tensor::FloatDType;
 use medvqa_model::device::{
-    cpu_report, list_adapters, plan, select_device, wgpu_for_tests, wgpu_required, Backend, DeviceChoice, DeviceError,
+    cpu_report, list_adapters, plan, select_device, wgpu_for_tests, wgpu_required, Backend,
+    DeviceChoice, DeviceError,
 };
 
 #[test]
@@ -27,7 +28,10 @@ fn every_flag_value_parses_and_prints_back() {
         assert_eq!(DeviceChoice::from_str(text).unwrap(), choice);
         assert_eq!(choice.to_string(), text);
     }
-    assert_eq!(DeviceChoice::from_str(" Vulkan ").unwrap(), DeviceChoice::Vulkan);
+    assert_eq!(
+        DeviceChoice::from_str(" Vulkan ").unwrap(),
+        DeviceChoice::Vulkan
+    );
     assert_eq!(DeviceChoice::default(), DeviceChoice::Auto);
 }
 
@@ -35,7 +39,11 @@ fn every_flag_value_parses_and_prints_back() {
 fn unknown_flag_value_is_an_error_naming_it() {
     let err = DeviceChoice::from_str("cuda").unwrap_err();
     assert!(matches!(&err, DeviceError::UnknownChoice { value } if value == "cuda"));
-    assert!(err.to_string().contains("auto, wgpu, vulkan, metal, dx12, cpu"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("auto, wgpu, vulkan, metal, dx12, cpu"),
+        "{err}"
+    );
 }
 
 /// A deterministic 64×64 matrix in [-1/8, 1/8] (a small LCG, so nothing random is needed).
@@ -53,19 +61,29 @@ fn matrix(seed: u32) -> Vec<f32> {
 fn matmul_on(device: &Device) -> Vec<f32> {
     let a = Tensor::<2>::from_data(TensorData::new(matrix(1), [64, 64]), device);
     let b = Tensor::<2>::from_data(TensorData::new(matrix(2), [64, 64]), device);
-    (a.matmul(b) + 1.0).into_data().try_into_vec::<f32>().expect("f32 result")
+    (a.matmul(b) + 1.0)
+        .into_data()
+        .try_into_vec::<f32>()
+        .expect("f32 result")
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
 fn cpu_backend_runs_a_matmul() {
     let selected = select_device(DeviceChoice::Cpu).unwrap();
     assert_eq!(selected.backend, Backend::Flex);
-    assert!(selected.label.starts_with("cpu (flex, "), "{}", selected.label);
+    assert!(
+        selected.label.starts_with("cpu (flex, "),
+        "{}",
+        selected.label
+    );
     assert!(selected.note.is_none());
     let out = matmul_on(&selected.device);
     // Reference on the host in f64: flex must agree to float rounding.
@@ -73,7 +91,10 @@ fn cpu_backend_runs_a_matmul() {
     let mut worst = 0.0f64;
     for i in 0..64 {
         for j in 0..64 {
-            let want: f64 = 1.0 + (0..64).map(|k| a[i * 64 + k] as f64 * b[k * 64 + j] as f64).sum::<f64>();
+            let want: f64 = 1.0
+                + (0..64)
+                    .map(|k| a[i * 64 + k] as f64 * b[k * 64 + j] as f64)
+                    .sum::<f64>();
             worst = worst.max((out[i * 64 + j] as f64 - want).abs());
         }
     }
@@ -83,7 +104,9 @@ fn cpu_backend_runs_a_matmul() {
 #[test]
 fn wgpu_matmul_equals_the_cpu_backend() {
     let started = Instant::now();
-    let Some(selected) = wgpu_for_tests() else { return };
+    let Some(selected) = wgpu_for_tests() else {
+        return;
+    };
     let selected_in = started.elapsed();
     assert_eq!(selected.backend, Backend::Wgpu);
     assert!(selected.label.starts_with("wgpu/"), "{}", selected.label);
@@ -106,12 +129,17 @@ fn wgpu_matmul_equals_the_cpu_backend() {
     let on_cpu = matmul_on(&select_device(DeviceChoice::Cpu).unwrap().device);
     let diff = max_abs_diff(&on_gpu, &on_cpu);
     assert!(diff <= 1e-5, "wgpu and flex differ by {diff}");
-    assert_eq!(on_gpu, again, "the same op twice on one device gives the same bits");
+    assert_eq!(
+        on_gpu, again,
+        "the same op twice on one device gives the same bits"
+    );
 }
 
 #[test]
 fn selecting_twice_reuses_the_started_runtime() {
-    let Some(first) = wgpu_for_tests() else { return };
+    let Some(first) = wgpu_for_tests() else {
+        return;
+    };
     // Burn refuses a second start of one runtime; select_device must hand back the same one,
     // also when another choice resolves to the same adapter.
     let second = select_device(DeviceChoice::Wgpu).unwrap();
@@ -124,24 +152,41 @@ fn selecting_twice_reuses_the_started_runtime() {
     let out = matmul_on(&second.device);
     assert_eq!(out.len(), 64 * 64);
     // And the CPU backend can be selected any number of times too.
-    assert_eq!(select_device(DeviceChoice::Cpu).unwrap().device, select_device(DeviceChoice::Cpu).unwrap().device);
+    assert_eq!(
+        select_device(DeviceChoice::Cpu).unwrap().device,
+        select_device(DeviceChoice::Cpu).unwrap().device
+    );
 }
 
 #[test]
 fn the_software_vulkan_adapter_is_listed() {
     let adapters = list_adapters();
     for a in &adapters {
-        eprintln!("adapter: {} — vendor {} ({:#x}), driver {} {}, f16 {}", a.label, a.vendor, a.vendor_id, a.driver, a.driver_info, a.f16);
+        eprintln!(
+            "adapter: {} — vendor {} ({:#x}), driver {} {}, f16 {}",
+            a.label, a.vendor, a.vendor_id, a.driver, a.driver_info, a.f16
+        );
     }
     let vulkan: Vec<_> = adapters.iter().filter(|a| a.backend == "Vulkan").collect();
     if vulkan.is_empty() {
-        assert!(!wgpu_required(), "MEDVQA_REQUIRE_WGPU=1 but no Vulkan adapter: {adapters:?}");
-        eprintln!("SKIP: no Vulkan adapter on this machine (install mesa-vulkan-drivers libvulkan1)");
+        assert!(
+            !wgpu_required(),
+            "MEDVQA_REQUIRE_WGPU=1 but no Vulkan adapter: {adapters:?}"
+        );
+        eprintln!(
+            "SKIP: no Vulkan adapter on this machine (install mesa-vulkan-drivers libvulkan1)"
+        );
         return;
     }
     // The adapter the policy helper starts is one of the listed ones.
-    let Some(selected) = wgpu_for_tests() else { return };
-    assert!(adapters.iter().any(|a| a.label == selected.label), "{} not in {adapters:?}", selected.label);
+    let Some(selected) = wgpu_for_tests() else {
+        return;
+    };
+    assert!(
+        adapters.iter().any(|a| a.label == selected.label),
+        "{} not in {adapters:?}",
+        selected.label
+    );
     // Where it is Mesa's lavapipe (this machine, CI), its identity is what Mesa reports.
     if let Some(lvp) = vulkan.iter().find(|a| a.driver == "llvmpipe") {
         assert_eq!(lvp.vendor_id, 0x10005, "Mesa's Khronos vendor id");
@@ -183,7 +228,10 @@ fn apis_this_platform_lacks_are_errors_naming_what_exists() {
             let err = select_device(choice).unwrap_err();
             assert!(matches!(err, DeviceError::ApiUnavailable { .. }), "{err:?}");
             let text = err.to_string();
-            assert!(text.contains("not available on this platform (linux)"), "{text}");
+            assert!(
+                text.contains("not available on this platform (linux)"),
+                "{text}"
+            );
             assert!(text.contains("adapters found:"), "{text}");
             for a in list_adapters() {
                 assert!(text.contains(&a.label), "{text} should list {}", a.label);
@@ -204,19 +252,33 @@ fn cpu_report_counts_rayon_threads() {
 
 #[test]
 fn f16_matmul_runs_where_the_device_says_it_can() {
-    let Some(selected) = wgpu_for_tests() else { return };
+    let Some(selected) = wgpu_for_tests() else {
+        return;
+    };
     if !selected.f16 {
         eprintln!("SKIP: {} does not compute in f16", selected.label);
         return;
     }
     let device = &selected.device;
-    let a = Tensor::<2>::from_data(TensorData::new(matrix(1), [64, 64]), device).cast(FloatDType::F16);
-    let b = Tensor::<2>::from_data(TensorData::new(matrix(2), [64, 64]), device).cast(FloatDType::F16);
-    let out = (a.matmul(b) + 1.0).cast(FloatDType::F32).into_data().try_into_vec::<f32>().expect("f32 result");
+    let a =
+        Tensor::<2>::from_data(TensorData::new(matrix(1), [64, 64]), device).cast(FloatDType::F16);
+    let b =
+        Tensor::<2>::from_data(TensorData::new(matrix(2), [64, 64]), device).cast(FloatDType::F16);
+    let out = (a.matmul(b) + 1.0)
+        .cast(FloatDType::F32)
+        .into_data()
+        .try_into_vec::<f32>()
+        .expect("f32 result");
     let reference = matmul_on(&select_device(DeviceChoice::Cpu).unwrap().device);
     // f16 has an 11-bit significand: results near 1 are within a few 2^-11 ≈ 4.9e-4 steps.
     let diff = max_abs_diff(&out, &reference);
-    eprintln!("{}: f16 64x64 matmul max abs diff vs flex f32 = {diff:.2e}", selected.label);
+    eprintln!(
+        "{}: f16 64x64 matmul max abs diff vs flex f32 = {diff:.2e}",
+        selected.label
+    );
     assert!(diff < 4e-3, "f16 matmul off by {diff}");
-    assert!(diff > 0.0, "an f16 computation cannot be bit-equal to f32 here: was f16 really used?");
+    assert!(
+        diff > 0.0,
+        "an f16 computation cannot be bit-equal to f32 here: was f16 really used?"
+    );
 }
