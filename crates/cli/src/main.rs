@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod debug_cmds;
+mod devices_cmd;
 mod encode_cmd;
 mod eval_cmds;
 mod ingest_cmd;
@@ -25,6 +26,8 @@ enum Command {
     Eval(eval_cmds::EvalArgs),
     /// Compare two scored runs: paired differences, exact McNemar test, paired bootstrap CI.
     Compare(eval_cmds::CompareArgs),
+    /// List the WGPU adapters and the CPU backend, and what each --device value picks here.
+    Devices(devices_cmd::DevicesArgs),
     /// Embed images with a vision encoder: one row per image, frame or volume slice, in a
     /// safetensors file with a JSONL manifest beside it.
     Encode(encode_cmd::EncodeArgs),
@@ -40,6 +43,7 @@ fn main() {
         Command::Score(args) => eval_cmds::score(args),
         Command::Eval(args) => eval_cmds::eval(args),
         Command::Compare(args) => eval_cmds::compare_runs(args),
+        Command::Devices(args) => devices_cmd::run(args),
         Command::Encode(args) => encode_cmd::run(args),
         Command::Debug(cmd) => debug_cmds::run(cmd),
     };
