@@ -15,12 +15,17 @@ pub enum DebugCommand {
     /// Write the `pixel_values` [1, 3, H, W] (f32) that the checkpoint's image processor makes
     /// from one image, from DIR/preprocessor_config.json alone.
     Preprocess(PreprocessArgs),
+    /// Run a checkpoint on input tensors (`pixel_values`) and write its outputs under
+    /// transformers' names: `last_hidden_state`, `pooler_output`, `hidden_states`
+    /// [layers+1, B, S, D] (and `image_embeds` for two-tower CLIP).
+    Forward(crate::debug_forward::ForwardArgs),
 }
 
 /// Runs a `debug` subcommand; returns the exit code.
 pub fn run(cmd: DebugCommand) -> i32 {
     let (name, result) = match cmd {
         DebugCommand::Preprocess(args) => ("preprocess", preprocess(args)),
+        DebugCommand::Forward(args) => ("forward", crate::debug_forward::forward(&args)),
     };
     match result {
         Ok(()) => 0,

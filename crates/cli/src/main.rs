@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod debug_cmds;
+mod debug_forward;
 mod devices_cmd;
 mod encode_cmd;
 mod eval_cmds;
