@@ -24,14 +24,19 @@ if [ ! -f "$MODEL/model.safetensors" ]; then
   "$PY" "$ROOT/tools/parity/make_vision_fixtures.py" --big "$MODEL" >&2
 fi
 
-echo "== building the Rust bench (release)" >&2
-BENCH_BIN="$(cd "$ROOT" && cargo build --release -p medvqa-model --bench vision_bench \
-  --message-format=json-render-diagnostics \
+# VISION_BENCH_BIN: a bench binary already built (e.g. `cargo test --bench vision_bench --no-run`,
+# test profile with dependencies at opt-level 2) instead of the release build.
+build_release() {
+  echo "== building the Rust bench (release)" >&2
+  (cd "$ROOT" && cargo build --release -p medvqa-model --bench vision_bench \
+    --message-format=json-render-diagnostics) \
   | python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "vision_bench" and m.get("executable"):
-        print(m["executable"])')"
+        print(m["executable"])'
+}
+BENCH_BIN="${VISION_BENCH_BIN:-$(build_release)}"
 [ -n "$BENCH_BIN" ] || { echo "could not find the vision_bench executable" >&2; exit 1; }
 
 OUT="$(mktemp)"

@@ -39,6 +39,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    quiet_gl_probe();
     let code = match cli.command {
         Command::Ingest(args) => ingest_cmd::run(args),
         Command::Score(args) => eval_cmds::score(args),
@@ -49,4 +50,23 @@ fn main() {
         Command::Debug(cmd) => debug_cmds::run(cmd),
     };
     std::process::exit(code);
+}
+
+/// wgpu probes OpenGL too, and Mesa's EGL prints "XDG_RUNTIME_DIR is invalid or not set" for
+/// every probe when the variable is missing (containers, CI, ssh without a session). Give it a
+/// private runtime directory then. Done first thing in `main`, before any thread exists, because
+/// changing the environment is only sound while the process is single-threaded.
+fn quiet_gl_probe() {
+    #[cfg(unix)]
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("medvqa-runtime-{uid}"));
+        let ready = std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)))
+            .is_ok();
+        if ready {
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
+        }
+    }
 }
