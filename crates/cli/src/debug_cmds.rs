@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use medvqa_ingest::model_input::{HfOptions, ModelOptions, ModelTarget, Pipeline};
-use medvqa_ingest::pipeline::{self, ModelStage, Options, Stage};
+use medvqa_ingest::model_input::{HfOptions, Pipeline};
+use medvqa_ingest::pipeline::{self, Options};
 use medvqa_model::tensor_io::TensorWriter;
 
 /// The `debug` subcommands.
@@ -128,19 +128,7 @@ fn preprocess(args: PreprocessArgs) -> anyhow::Result<()> {
     let config = config_path(&args.model);
     Pipeline::from_hf_config_file(&config, HfOptions::default())?;
 
-    let opts = Options {
-        stage: Stage::Model,
-        window,
-        model: Some(ModelStage {
-            target: ModelTarget::HfConfig(config.clone()),
-            options: ModelOptions {
-                pad_to_square: args.pad_to_square,
-                ..ModelOptions::default()
-            },
-            slices: None,
-        }),
-        ..Options::default()
-    };
+    let opts = Options::for_hf_processor(config.clone(), window, args.pad_to_square);
     let plan = pipeline::plan(std::slice::from_ref(&args.image));
     if let Some(f) = plan.failures.first().or(plan.non_images.first()) {
         bail!("{}", f.error);

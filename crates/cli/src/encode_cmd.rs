@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use burn::prelude::*;
 use medvqa_ingest::lut::{Voi, Window};
-use medvqa_ingest::model_input::{HfOptions, ModelOptions, ModelTarget, Pipeline};
-use medvqa_ingest::pipeline::{self, Failure, Item, ItemKind, Job, ModelStage, Options, Stage};
+use medvqa_ingest::model_input::{HfOptions, Pipeline};
+use medvqa_ingest::pipeline::{self, Failure, Item, ItemKind, Job, Options};
 use medvqa_model::device::{select_device, DeviceChoice};
 use medvqa_model::tensor_io::TensorWriter;
 use medvqa_model::vision::VisionTransformer;
@@ -245,19 +245,7 @@ fn encode(args: EncodeArgs) -> anyhow::Result<i32> {
         model_type: &model.config().model_type,
     };
 
-    let opts = Options {
-        stage: Stage::Model,
-        window,
-        model: Some(ModelStage {
-            target: ModelTarget::HfConfig(config.clone()),
-            options: ModelOptions {
-                pad_to_square: args.pad_to_square,
-                ..ModelOptions::default()
-            },
-            slices: None,
-        }),
-        ..Options::default()
-    };
+    let opts = Options::for_hf_processor(config.clone(), window, args.pad_to_square);
     let plan = pipeline::plan(&args.inputs);
     let mut jobs = plan.jobs;
     // The planner lists rasters and NIfTI before DICOM units; rows follow the inputs instead.

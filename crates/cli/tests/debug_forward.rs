@@ -1,18 +1,10 @@
 //! `medvqa debug forward` end to end: the binary reads transformers-named inputs and writes
 //! outputs equal to the reference within 1e-4 (CPU backend).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use common::*;
 use medvqa_model::tensor_io::TensorFile;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/parity")
-}
-
-fn medvqa(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_medvqa")).args(args).output().expect("run medvqa")
-}
 
 fn max_diff(out: &TensorFile, expected: &TensorFile, name: &str) -> f32 {
     let (gs, got) = out.f32(name).unwrap();
@@ -29,7 +21,7 @@ fn forward_writes_reference_outputs() {
         ("clip_vision", "inputs_interpolate.safetensors", "expected_interpolate.safetensors", true),
         ("clip_two_tower", "inputs.safetensors", "expected.safetensors", false),
     ] {
-        let dir = fixtures().join(model);
+        let dir = parity_fixtures().join(model);
         let out = tmp.path().join(format!("{model}.safetensors"));
         let mut args = vec![
             "debug", "forward", "--device", "cpu", "--model", dir.to_str().unwrap(),
@@ -53,7 +45,7 @@ fn forward_writes_reference_outputs() {
 #[test]
 fn forward_refuses_to_overwrite_and_names_bad_inputs() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = fixtures().join("siglip_vision");
+    let dir = parity_fixtures().join("siglip_vision");
     let out = tmp.path().join("out.safetensors");
     std::fs::write(&out, b"keep me").unwrap();
     let inputs = dir.join("inputs.safetensors");

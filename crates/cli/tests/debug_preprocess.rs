@@ -6,33 +6,20 @@
 
 #[path = "../../ingest/tests/support/mod.rs"]
 mod support;
+mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use dicom_core::VR;
 use dicom_dictionary_std::tags;
 use medvqa_model::tensor_io::TensorFile;
+use common::*;
 use support::*;
 
-fn medvqa(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medvqa"))
-        .args(args)
-        .output()
-        .expect("run medvqa")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/parity/preprocess")
+    parity_fixtures().join("preprocess")
 }
 
 fn preprocess(model: &Path, image: &Path, out: &Path, extra: &[&str]) -> Output {

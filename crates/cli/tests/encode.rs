@@ -6,6 +6,7 @@
 
 #[path = "../../ingest/tests/support/mod.rs"]
 mod support;
+mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,36 +19,18 @@ use medvqa_model::device::{select_device, DeviceChoice};
 use medvqa_model::tensor_io::TensorFile;
 use medvqa_model::vision::VisionTransformer;
 use serde_json::Value;
+use common::*;
 use support::*;
-
-fn medvqa(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medvqa"))
-        .args(args)
-        .output()
-        .expect("run medvqa")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-fn parity() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/parity")
-}
 
 /// The fixture checkpoint with a SigLIP processor config at the model's 32 px.
 fn model_dir(root: &Path) -> PathBuf {
     let dir = root.join("siglip32");
     fs::create_dir_all(&dir).expect("mkdir");
     for f in ["config.json", "model.safetensors"] {
-        fs::copy(parity().join("siglip_vision").join(f), dir.join(f)).expect("copy checkpoint");
+        fs::copy(parity_fixtures().join("siglip_vision").join(f), dir.join(f)).expect("copy checkpoint");
     }
     let mut cfg: Value = serde_json::from_str(
-        &fs::read_to_string(parity().join("preprocess/siglip_224like/preprocessor_config.json"))
+        &fs::read_to_string(parity_fixtures().join("preprocess/siglip_224like/preprocessor_config.json"))
             .expect("read"),
     )
     .expect("json");
@@ -75,7 +58,7 @@ fn scene() -> Scene {
     let root = tmp.path().to_path_buf();
     let model = model_dir(&root);
     let png_a = root.join("a_gray.png");
-    fs::copy(parity().join("preprocess/gray_45x70.png"), &png_a).expect("copy png");
+    fs::copy(parity_fixtures().join("preprocess/gray_45x70.png"), &png_a).expect("copy png");
     let png_b = root.join("b_rgb.png");
     let rgb = image::RgbImage::from_fn(40, 30, |x, y| {
         image::Rgb([(x * 6) as u8, (y * 8) as u8, ((x + y) * 3) as u8])

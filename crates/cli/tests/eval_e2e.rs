@@ -3,18 +3,14 @@
 //! (skipped visibly when absent), and the HTML report rendered in headless Chromium (skipped
 //! visibly when Chromium is not installed).
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::*;
 use serde_json::Value;
-
-fn medvqa(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medvqa"))
-        .args(args)
-        .output()
-        .expect("run medvqa")
-}
 
 fn ok(args: &[&str]) -> Output {
     let out = medvqa(args);
@@ -25,10 +21,6 @@ fn ok(args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 fn json(path: &Path) -> Value {

@@ -5,35 +5,17 @@
 
 #[path = "../../ingest/tests/support/mod.rs"]
 mod support;
+mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use dicom_core::VR;
 use dicom_dictionary_std::tags;
 use serde_json::{json, Value};
+use common::*;
 use support::*;
-
-fn medvqa(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medvqa"))
-        .args(args)
-        .output()
-        .expect("run medvqa")
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exit status, not a signal")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 fn json_file(p: &Path) -> Value {
     serde_json::from_slice(&fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))

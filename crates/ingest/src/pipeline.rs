@@ -57,6 +57,23 @@ pub struct ModelStage {
     pub slices: Option<usize>,
 }
 
+impl Options {
+    /// The model stage driven by a checkpoint's `preprocessor_config.json` (what `encode` and
+    /// `debug preprocess` run): every slice kept, `window` applied before the processor when given.
+    pub fn for_hf_processor(config: std::path::PathBuf, window: Option<Window>, pad_to_square: bool) -> Options {
+        Options {
+            stage: Stage::Model,
+            window,
+            model: Some(ModelStage {
+                target: crate::model_input::ModelTarget::HfConfig(config),
+                options: crate::model_input::ModelOptions { pad_to_square, ..Default::default() },
+                slices: None,
+            }),
+            ..Options::default()
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {

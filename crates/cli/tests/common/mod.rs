@@ -1,0 +1,33 @@
+//! Helpers shared by the CLI's end-to-end tests: running the real binary and reading its output.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the `medvqa` binary built for these tests.
+pub fn medvqa(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_medvqa"))
+        .args(args)
+        .output()
+        .expect("run medvqa")
+}
+
+/// The exit status (a signal is a test failure).
+pub fn code(out: &Output) -> i32 {
+    out.status.code().expect("exit status, not a signal")
+}
+
+/// The program's stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A path as a command-line argument.
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// The model crate's parity fixtures (`tools/parity/make_vision_fixtures.py`).
+pub fn parity_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/parity")
+}
