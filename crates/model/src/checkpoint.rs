@@ -9,40 +9,26 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use burn::prelude::*;
-use burn::tensor::{bf16, f16};
-use memmap2::Mmap;
-use safetensors::tensor::{Dtype, Metadata, SafeTensors};
+use safetensors::tensor::SafeTensors;
 
 use crate::error::{ModelError, Result};
+use crate::tensor_io::TensorFile;
 
-/// One memory-mapped safetensors file and its parsed header.
-struct ShardFile {
-    path: PathBuf,
-    map: Mmap,
-    /// Byte offset of the data section (8 + header length).
-    data_start: usize,
-    header: Metadata,
-}
-
-/// Where one tensor lives: which shard, its dtype, shape and byte range inside the data section.
+/// Where one tensor lives: which shard, and its stored shape.
 #[derive(Clone, Debug)]
 struct Entry {
     shard: usize,
-    dtype: Dtype,
     shape: Vec<usize>,
-    start: usize,
-    end: usize,
 }
 
 /// The weights of one checkpoint folder, memory-mapped, with every tensor name indexed.
 pub struct Checkpoint {
     dir: PathBuf,
-    shards: Vec<ShardFile>,
+    shards: Vec<TensorFile>,
     entries: BTreeMap<String, Entry>,
 }
 
@@ -50,7 +36,7 @@ impl std::fmt::Debug for Checkpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Checkpoint")
             .field("dir", &self.dir)
-            .field("files", &self.shards.iter().map(|s| &s.path).collect::<Vec<_>>())
+            .field("files", &self.files())
             .field("tensors", &self.entries.len())
             .finish()
     }
@@ -65,11 +51,9 @@ impl Checkpoint {
         let mut entries = BTreeMap::new();
         for path in files {
             let shard = open_shard(&path)?;
-            let idx = shards.len();
-            for (name, info) in shard.header.tensors() {
-                let (start, end) = info.data_offsets;
-                let entry = Entry { shard: idx, dtype: info.dtype, shape: info.shape.clone(), start, end };
-                if entries.insert(name.clone(), entry).is_some() {
+            for name in shard.names() {
+                let entry = Entry { shard: shards.len(), shape: shard.shape(name)? };
+                if entries.insert(name.to_string(), entry).is_some() {
                     return Err(ModelError::Checkpoint {
                         path: path.clone(),
                         reason: format!("tensor `{name}` appears in more than one weight file"),
@@ -88,7 +72,7 @@ impl Checkpoint {
 
     /// The weight files, in the order they were opened.
     pub fn files(&self) -> Vec<&Path> {
-        self.shards.iter().map(|s| s.path.as_path()).collect()
+        self.shards.iter().map(TensorFile::path).collect()
     }
 
     /// Every tensor name in the checkpoint, sorted.
@@ -103,7 +87,8 @@ impl Checkpoint {
 
     /// The stored dtype name of a tensor (`F32`, `BF16` …), if present.
     pub fn dtype(&self, name: &str) -> Option<String> {
-        self.entries.get(name).map(|e| format!("{:?}", e.dtype))
+        let e = self.entries.get(name)?;
+        self.shards[e.shard].dtype(name).ok()
     }
 
     /// Reads a tensor as f32, converting F16 / BF16 / F64 (the reference computes in the
@@ -113,35 +98,7 @@ impl Checkpoint {
             path: self.dir.clone(),
             reason: format!("tensor `{name}` not found"),
         })?;
-        let shard = &self.shards[entry.shard];
-        let bytes = &shard.map[shard.data_start + entry.start..shard.data_start + entry.end];
-        let count: usize = entry.shape.iter().product();
-        let bad = |reason: String| ModelError::Checkpoint { path: shard.path.clone(), reason };
-        let width = match entry.dtype {
-            Dtype::F32 => 4,
-            Dtype::F16 | Dtype::BF16 => 2,
-            Dtype::F64 => 8,
-            other => return Err(bad(format!("tensor `{name}` has dtype {other:?}; expected a float type"))),
-        };
-        if bytes.len() != count * width {
-            return Err(bad(format!(
-                "tensor `{name}`: {} bytes for shape {:?} of {:?}",
-                bytes.len(),
-                entry.shape,
-                entry.dtype
-            )));
-        }
-        // safetensors data is little-endian; chunks avoid any alignment assumption about the map.
-        Ok(match entry.dtype {
-            Dtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            Dtype::F16 => bytes.chunks_exact(2).map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()).collect(),
-            Dtype::BF16 => bytes.chunks_exact(2).map(|c| bf16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()).collect(),
-            Dtype::F64 => bytes
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
-                .collect(),
-            _ => unreachable!("dtype checked above"),
-        })
+        Ok(self.shards[entry.shard].f32(name)?.1)
     }
 
     /// SHA-256 over the weight files' bytes in file order, hex encoded: identifies the exact
@@ -150,7 +107,7 @@ impl Checkpoint {
         use sha2::{Digest, Sha256};
         let mut hasher = Sha256::new();
         for shard in &self.shards {
-            hasher.update(&shard.map[..]);
+            hasher.update(shard.bytes());
         }
         hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -204,17 +161,19 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn open_shard(path: &Path) -> Result<ShardFile> {
-    let file = File::open(path).map_err(|e| ModelError::io(path, e))?;
-    // SAFETY: the map is read-only and the file is not modified by us while mapped; a file
-    // truncated underneath us by another process is the one case mmap cannot protect against.
-    let map = unsafe { Mmap::map(&file) }.map_err(|e| ModelError::io(path, e))?;
-    let bad = |reason: String| ModelError::Checkpoint { path: path.to_path_buf(), reason };
-    // `deserialize` validates the header and that every tensor lies inside the file.
-    SafeTensors::deserialize(&map).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
-    let (header_len, header) =
-        SafeTensors::read_metadata(&map).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
-    Ok(ShardFile { path: path.to_path_buf(), map, data_start: 8 + header_len, header })
+fn open_shard(path: &Path) -> Result<TensorFile> {
+    let invalid = |e: &dyn std::fmt::Display| ModelError::Checkpoint {
+        path: path.to_path_buf(),
+        reason: format!("not a valid safetensors file: {e}"),
+    };
+    let file = TensorFile::open(path).map_err(|e| match e {
+        crate::tensor_io::TensorIoError::Format { reason, .. } => invalid(&reason),
+        other => other.into(),
+    })?;
+    // `deserialize` also checks that every tensor lies inside the file (a truncated download),
+    // so a bad shard is refused when opened, not half-way through a build.
+    SafeTensors::deserialize(file.bytes()).map_err(|e| invalid(&e))?;
+    Ok(file)
 }
 
 /// What a model build asked for, and what went wrong.

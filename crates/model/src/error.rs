@@ -17,6 +17,9 @@ pub enum ModelError {
     /// A weight file is unreadable or inconsistent.
     #[error("{path}: {reason}")]
     Checkpoint { path: PathBuf, reason: String },
+    /// Reading a safetensors file failed (the message names the file and the tensor).
+    #[error(transparent)]
+    Tensors(#[from] crate::tensor_io::TensorIoError),
     /// The checkpoint's tensors do not match the architecture its config describes.
     #[error("{}", mismatch_message(.dir, .missing, .mis_shaped, .unexpected, .unreadable))]
     WeightMismatch {

@@ -121,6 +121,11 @@ impl TensorFile {
         &self.path
     }
 
+    /// The whole file as mapped (header and data), e.g. for hashing it.
+    pub fn bytes(&self) -> &[u8] {
+        &self.mmap
+    }
+
     /// Tensor names, sorted.
     pub fn names(&self) -> Vec<&str> {
         self.names.iter().map(String::as_str).collect()
