@@ -1,0 +1,572 @@
+"""Reference fixtures for medvqa's text decoders and vision-language models (crates/model).
+
+Trains two tiny BPE tokenizers (a Gemma-style one and a Llama/LLaVA-style one) on a small
+built-in English + radiology corpus, builds tiny randomly initialised `LlamaForCausalLM`,
+`Qwen2ForCausalLM`, `Gemma3ForCausalLM`, `Gemma3ForConditionalGeneration` and
+`LlavaForConditionalGeneration` models from transformers config classes (nothing is
+downloaded), saves each as a complete HuggingFace folder (weights, config, generation config,
+tokenizer, chat template, processor files) and writes seeded inputs with the reference logits,
+image features and greedy generations. It also records how the real processors render chat
+templates and expand image placeholders (`prompt_cases.json`). README.md beside this file
+describes every folder and the tolerances.
+
+    /tmp/parity-venv/bin/python tools/parity/make_lm_fixtures.py
+    # ~100M-parameter Llama- and Gemma-3-shaped decoders for the benchmark (not committed):
+    /tmp/parity-venv/bin/python tools/parity/make_lm_fixtures.py --big /tmp/lm-big
+
+Every folder is re-loaded with `from_pretrained` at the end and must reproduce its expected
+outputs bit for bit; the script exits non-zero otherwise.
+"""
+
+import argparse
+import json
+import math
+import pathlib
+import shutil
+import sys
+
+import numpy as np
+import PIL
+import safetensors
+import safetensors.torch
+import tokenizers
+import torch
+import transformers
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from transformers import (
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+    GemmaTokenizerFast,
+    LlamaConfig,
+    LlamaForCausalLM,
+    LlamaTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+DEFAULT_OUT = REPO / "crates/model/tests/fixtures/lm"
+SEED = 20261123
+
+# Greedy generation length of every fixture.
+NEW_TOKENS = 8
+# A greedy step whose best two logits are closer than this is decided by rounding, not by the
+# model; the script refuses such fixtures (the Rust side must reproduce the tokens exactly).
+MIN_MARGIN = 1e-3
+# ... and each row's greedy continuation must hold this many distinct tokens.
+MIN_DISTINCT = 4
+
+# ---------------------------------------------------------------------------------------------
+# Chat templates, verbatim as published (the Jinja source after JSON decoding).
+#
+# google/gemma-3-4b-it and google/medgemma-4b-it, tokenizer_config.json "chat_template" (also
+# their chat_template.json). Inside Jinja string literals `\n` is a Jinja escape, so the Python
+# source below keeps it as backslash-n (a raw string).
+GEMMA3_CHAT_TEMPLATE = r"""{{ bos_token }}
+{%- if messages[0]['role'] == 'system' -%}
+    {%- if messages[0]['content'] is string -%}
+        {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}
+    {%- else -%}
+        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}
+    {%- endif -%}
+    {%- set loop_messages = messages[1:] -%}
+{%- else -%}
+    {%- set first_user_prefix = "" -%}
+    {%- set loop_messages = messages -%}
+{%- endif -%}
+{%- for message in loop_messages -%}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
+        {{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}
+    {%- endif -%}
+    {%- if (message['role'] == 'assistant') -%}
+        {%- set role = "model" -%}
+    {%- else -%}
+        {%- set role = message['role'] -%}
+    {%- endif -%}
+    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}
+    {%- if message['content'] is string -%}
+        {{ message['content'] | trim }}
+    {%- elif message['content'] is iterable -%}
+        {%- for item in message['content'] -%}
+            {%- if item['type'] == 'image' -%}
+                {{ '<start_of_image>' }}
+            {%- elif item['type'] == 'text' -%}
+                {{ item['text'] | trim }}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- else -%}
+        {{ raise_exception("Invalid content type") }}
+    {%- endif -%}
+    {{ '<end_of_turn>\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+    {{'<start_of_turn>model\n'}}
+{%- endif -%}
+"""
+
+# llava-hf/llava-1.5-7b-hf, chat_template.json "chat_template" (one line as published;
+# `{% generation %}` is transformers' extension for assistant-token masks).
+LLAVA_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}"
+    "{% endif %}{# Render all images first #}{% for content in message['content'] | selectattr('type', "
+    "'equalto', 'image') %}{{ '<image>\\n' }}{% endfor %}{# Render all text next #}{% if message['role'] "
+    "!= 'assistant' %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{{ content['text'] + ' '}}{% endfor %}{% else %}{% for content in message['content'] | "
+    "selectattr('type', 'equalto', 'text') %}{% generation %}{{ content['text'] + ' '}}{% endgeneration %}"
+    "{% endfor %}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizer training corpus: plain English plus radiology report language, with a few
+# non-ASCII characters (others, such as CJK, are left out on purpose so they go through byte
+# fallback).
+CORPUS = """\
+The chest radiograph shows no acute cardiopulmonary abnormality.
+There is a small left pleural effusion with adjacent atelectasis.
+The heart size is normal. The mediastinum is not widened.
+No pneumothorax is seen. The lungs are clear bilaterally.
+A 6 mm nodule is present in the right upper lobe.
+Is there evidence of pneumonia in the left lower lobe?
+Yes. No. Maybe. The answer is yes. The answer is no.
+What organ is shown in this image? The liver. The kidney. The brain.
+Axial CT of the abdomen with contrast shows a hypodense lesion in the liver.
+MRI of the brain: T2 hyperintense lesions in the periventricular white matter.
+Is the abnormality on the left or the right side of the patient?
+The fracture of the distal radius is displaced by 3 mm.
+Compared with the prior study, the opacity has increased in size.
+The patient is a 54 year old woman with cough and fever for 10 days.
+Findings: the cardiomediastinal silhouette is within normal limits.
+Impression: right middle lobe consolidation, likely pneumonia.
+There is no free air under the diaphragm.
+The endotracheal tube terminates 4 cm above the carina.
+Please describe the image. Describe the findings in one sentence.
+You are an expert radiologist. Answer the question about the image.
+How many lesions are visible? Two lesions are visible.
+Which plane is this image taken in? Axial. Coronal. Sagittal.
+The ventricles are mildly enlarged. Midline shift of 5 mm to the right.
+Hello world! This is a small test of the tokenizer, with numbers 0 1 2 3 4 5 6 7 8 9.
+Temperature 38.5 °C, saturation 94 %, dose 2.5 µSv, size 12 × 8 mm.
+Ménétrier disease is rare; café-au-lait spots are not seen → normal skin.
+Slice 1 of 12. SLICE 2. SLICE 3. Window: lung, mediastinum, bone.
+Question: is this a CT or an MRI? Answer: it is a CT scan of the chest.
+user model user model system USER: ASSISTANT: USER: ASSISTANT: image image
+"""
+
+GEMMA_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>",
+                  "<start_of_image>", "<end_of_image>"]
+# Gemma 3 puts <image_soft_token> after the base vocabulary (id 262144); so does the tiny one.
+GEMMA_IMAGE_TOKEN = "<image_soft_token>"
+LLAVA_SPECIALS = ["<unk>", "<s>", "</s>"]
+# llava-hf/llava-1.5 adds <image> (32000) and <pad> (32001) after the Llama 2 vocabulary.
+LLAVA_ADDED = ["<image>", "<pad>"]
+
+
+def generator(tag):
+    """A torch generator seeded from SEED and a tag, so adding a fixture changes no other one."""
+    return torch.Generator().manual_seed(
+        SEED + sum(ord(c) * 131 ** i for i, c in enumerate(tag)) % 2**31)
+
+
+def train_bpe(style):
+    """Train a byte-fallback BPE like SentencePiece's (pieces start with ▁ at word starts).
+
+    Returns (vocab dict, merges) with ids laid out as the real checkpoints do: special tokens
+    first, then the 256 `<0xXX>` byte tokens, then the learned pieces.
+    """
+    trainer_tok = Tokenizer(models.BPE())
+    trainer_tok.normalizer = normalizers.NFC()
+    trainer_tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    trainer = trainers.BpeTrainer(vocab_size=220, min_frequency=2, show_progress=False,
+                                  special_tokens=[])
+    trainer_tok.train_from_iterator(CORPUS.splitlines(), trainer)
+    learned = json.loads(trainer_tok.to_str())["model"]
+    specials = GEMMA_SPECIALS if style == "gemma" else LLAVA_SPECIALS
+    vocab = {}
+    for t in specials:
+        vocab[t] = len(vocab)
+    for b in range(256):
+        vocab[f"<0x{b:02X}>"] = len(vocab)
+    for piece, _ in sorted(learned["vocab"].items(), key=lambda kv: kv[1]):
+        if piece not in vocab:
+            vocab[piece] = len(vocab)
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in learned["merges"]]
+    return vocab, merges
+
+
+def build_tokenizer(style):
+    """The tiny tokenizer as a transformers fast tokenizer (tokenizer.json + config)."""
+    vocab, merges = train_bpe(style)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True,
+                               fuse_unk=True))
+    if style == "gemma":
+        # As google/gemma-3-*: spaces become ▁, no prefix space, no pre-tokenizer splitting.
+        tok.normalizer = normalizers.Replace(" ", "▁")
+        tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(),
+                                         decoders.Fuse()])
+        tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
+                                for t in GEMMA_SPECIALS + [GEMMA_IMAGE_TOKEN]])
+        fast = GemmaTokenizerFast(
+            tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", unk_token="<unk>",
+            pad_token="<pad>", add_bos_token=True, add_eos_token=False, padding_side="left",
+            additional_special_tokens=["<start_of_turn>", "<end_of_turn>"],
+            extra_special_tokens={"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>",
+                                  "image_token": GEMMA_IMAGE_TOKEN},
+            chat_template=GEMMA3_CHAT_TEMPLATE, model_max_length=1024)
+    else:
+        # As llava-hf/llava-1.5-7b-hf (Llama 2, "legacy" SentencePiece behaviour): a ▁ is
+        # prepended to the text, spaces become ▁, and the decoder strips the first space.
+        tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"),
+                                               normalizers.Replace(" ", "▁")])
+        tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(),
+                                         decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+        tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
+                                for t in LLAVA_SPECIALS + LLAVA_ADDED])
+        fast = LlamaTokenizerFast(
+            tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+            pad_token="<pad>", add_bos_token=True, add_eos_token=False, padding_side="left",
+            legacy=True, extra_special_tokens={"image_token": "<image>"},
+            chat_template=LLAVA_CHAT_TEMPLATE, model_max_length=1024)
+    return fast
+
+
+# ---------------------------------------------------------------------------------------------
+# Random weights.
+
+def randomize(model, tag, gemma_norms):
+    """Replace every parameter with seeded random values.
+
+    Linear weights get std 1/sqrt(fan_in) so each layer changes the residual stream by O(1);
+    embeddings std 1 (untied) or 1/sqrt(hidden) when tied to the LM head, so logits stay O(1).
+    Norm weights are random too: around 0 for Gemma (it multiplies by 1 + w, so a dropped
+    `1 +` shows), around 1 elsewhere; every bias is random.
+    """
+    g = generator(tag)
+    tied = getattr(model.config.get_text_config(), "tie_word_embeddings", False) or \
+        getattr(model.config, "tie_word_embeddings", False)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                v = 0.1 * torch.randn(p.shape, generator=g)
+            elif "norm" in name and p.dim() == 1:
+                centre = 0.0 if gemma_norms(name) else 1.0
+                v = centre + 0.3 * torch.randn(p.shape, generator=g)
+            elif name.endswith("embed_tokens.weight"):
+                std = 1.0 / math.sqrt(p.shape[1]) if tied else 1.0
+                v = std * torch.randn(p.shape, generator=g)
+            elif p.dim() >= 2:
+                fan_in = math.prod(p.shape[1:])
+                v = torch.randn(p.shape, generator=g) / math.sqrt(fan_in)
+            else:
+                v = 0.5 * torch.randn(p.shape, generator=g)
+            p.copy_(v.to(p.dtype))
+    return model
+
+
+def save_tensors(path, tensors):
+    safetensors.torch.save_file({k: v.contiguous() for k, v in tensors.items()}, str(path),
+                                metadata={"format": "pt"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs.
+
+CAUSAL_PROMPTS = {
+    # (row 0, row 1): row 1 is shorter and gets left-padded to row 0's length.
+    "llama_causal": ("The chest radiograph shows a small left pleural effusion.",
+                     "Is there pneumonia?"),
+    "qwen2_causal": ("Axial CT shows a hypodense lesion in the liver.",
+                     "What organ is shown?"),
+    "gemma3_causal": ("Findings: the heart size is normal. No pneumothorax.",
+                      "Which plane is this?"),
+}
+
+
+def left_pad(rows, pad_id):
+    """Stack token lists into [B, S] input_ids / attention_mask, padding on the left."""
+    s = max(len(r) for r in rows)
+    ids = torch.full((len(rows), s), pad_id, dtype=torch.int64)
+    mask = torch.zeros((len(rows), s), dtype=torch.int64)
+    for i, r in enumerate(rows):
+        ids[i, s - len(r):] = torch.tensor(r, dtype=torch.int64)
+        mask[i, s - len(r):] = 1
+    return ids, mask
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference outputs.
+
+def reference_outputs(model, inputs):
+    """logits of the prompt and the greedy continuation, with the per-step top-2 margin.
+
+    The forward pass gets no position_ids (transformers then uses 0..S-1 for every row,
+    padding included); generate() derives position_ids = cumsum(mask) - 1 itself. Generation
+    runs with min_new_tokens = max_new_tokens = NEW_TOKENS, which masks EOS; the script checks
+    that the raw argmax of every step is the generated token, i.e. the masking never changed
+    a choice and the result is plain greedy decoding.
+    """
+    fwd = {k: v for k, v in inputs.items()}
+    with torch.no_grad():
+        out = model(**fwd)
+        res = {"logits": out.logits.to(torch.float32)}
+        if getattr(out, "image_hidden_states", None) is not None:
+            res["image_features"] = out.image_hidden_states.to(torch.float32)
+        gen = model.generate(**fwd, do_sample=False, max_new_tokens=NEW_TOKENS,
+                             min_new_tokens=NEW_TOKENS, return_dict_in_generate=True,
+                             output_logits=True)
+    s = inputs["input_ids"].shape[1]
+    new = gen.sequences[:, s:]
+    if new.shape[1] != NEW_TOKENS:
+        sys.exit(f"generate returned {new.shape[1]} new tokens, wanted {NEW_TOKENS}")
+    steps = torch.stack(gen.logits, dim=1).to(torch.float32)  # [B, N, vocab], raw
+    top2 = steps.topk(2, dim=-1)
+    if not torch.equal(top2.indices[..., 0], new):
+        sys.exit("greedy tokens differ from the raw argmax: EOS masking changed a step")
+    margins = top2.values[..., 0] - top2.values[..., 1]
+    # The prompt's last-position logits must agree with generate's first step.
+    first = (res["logits"][:, -1] - steps[:, 0]).abs().max().item()
+    if first > 1e-4:
+        sys.exit(f"forward and generate disagree on the first step by {first}")
+    res["generated_ids"] = new.to(torch.int64)
+    return res, margins.min().item()
+
+
+def check_special_ids(folder, tok):
+    """config.json's token ids (top level and text_config) name the tokenizer's tokens."""
+    cfg = json.loads((folder / "config.json").read_text())
+    want = {"bos_token_id": tok.bos_token, "eos_token_id": tok.eos_token,
+            "pad_token_id": tok.pad_token}
+    for key, token in want.items():
+        for scope in (cfg, cfg.get("text_config", {})):
+            if key in scope and scope[key] is not None and scope[key] != tok.convert_tokens_to_ids(token):
+                sys.exit(f"{folder}/config.json: {key} {scope[key]} is not {token!r}")
+    images = {"image_token_index": tok.image_token if hasattr(tok, "image_token") else None,
+              "boi_token_index": getattr(tok, "boi_token", None),
+              "eoi_token_index": getattr(tok, "eoi_token", None)}
+    for key, token in images.items():
+        if key in cfg and cfg[key] != tok.convert_tokens_to_ids(token):
+            sys.exit(f"{folder}/config.json: {key} {cfg[key]} is not {token!r}")
+
+
+class Fixtures:
+    def __init__(self, out):
+        self.out = out
+        self.manifest = {
+            "generator": "tools/parity/make_lm_fixtures.py", "versions": versions(),
+            "seed": SEED, "new_tokens": NEW_TOKENS,
+            "generation": "model.generate(do_sample=False, max_new_tokens=N, min_new_tokens=N); "
+                          "min_new_tokens masks EOS, and the script checked that no step's raw "
+                          "argmax was changed by it, so generated_ids is plain greedy decoding "
+                          "without stop tokens",
+            "models": []}
+        self.checks = []
+
+    def add(self, name, build, tokenizer, inputs, *, description, extra_files=None,
+            dtype=torch.float32, shard_bytes=None, layout="v4", seed_tag=None):
+        """Save the model `build(tag)` makes under `name` with its reference outputs.
+
+        Random tiny models sometimes have a near-tie among the top logits of a greedy step, or
+        (tied embeddings favour the last token) repeat one token, which would not show a broken
+        KV cache; then the weights are redrawn from the next seed (tag "name#1", "name#2", ...),
+        so the result is still deterministic. `seed_tag` lets variants share another folder's weights.
+        """
+        folder = self.out / name
+        if folder.exists():
+            shutil.rmtree(folder)
+        base = seed_tag or name
+        for attempt in range(100):
+            tag = base if attempt == 0 else f"{base}#{attempt}"
+            model = build(tag).eval()
+            expected, margin = reference_outputs(model.to(torch.float32), inputs)
+            distinct = min(len(set(r)) for r in expected["generated_ids"].tolist())
+            if margin >= MIN_MARGIN and distinct >= MIN_DISTINCT:
+                break
+        else:
+            sys.exit(f"{name}: no seed gave a top-2 margin >= {MIN_MARGIN} and "
+                     f">= {MIN_DISTINCT} distinct generated tokens per row")
+        reference = model
+        stored = model.to(dtype)
+        kwargs = {"safe_serialization": True}
+        if shard_bytes is not None:
+            kwargs["max_shard_size"] = shard_bytes
+        stored.save_pretrained(folder, **kwargs)
+        reference = model.to(torch.float32).eval()
+        if dtype != torch.float32:
+            # expected outputs come from the stored (rounded) weights, upcast to f32
+            expected, margin = reference_outputs(reference, inputs)
+        # save_jinja_files=False: the template goes into tokenizer_config.json as in the
+        # published checkpoints (4.57 would otherwise write chat_template.jinja).
+        tokenizer.save_pretrained(folder, save_jinja_files=False)
+        for fn, content in (extra_files or {}).items():
+            (folder / fn).write_text(content)
+        save_tensors(folder / "inputs.safetensors", inputs)
+        save_tensors(folder / "expected.safetensors", expected)
+        files = sorted(p.name for p in folder.glob("model*.safetensors"))
+        mask = inputs["attention_mask"].bool()
+        valid = expected["logits"][mask]
+        entry = {
+            "name": name, "class": type(model).__name__, "model_type": model.config.model_type,
+            "layout": layout, "dtype": str(dtype).replace("torch.", ""), "weights": files,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "description": description,
+            "inputs": {k: list(v.shape) for k, v in inputs.items()},
+            "expected": {k: list(v.shape) for k, v in expected.items()},
+            "left_padded_rows": [i for i in range(mask.shape[0]) if not bool(mask[i, 0])],
+            "logits_abs_max": round(valid.abs().max().item(), 3),
+            "logits_std": round(valid.std().item(), 3),
+            "min_top2_margin": round(margin, 5),
+            "seed_tag": tag,
+        }
+        if margin < MIN_MARGIN:
+            sys.exit(f"{name}: a greedy step has top-2 margin {margin:.2e} < {MIN_MARGIN}")
+        self.manifest["models"].append(entry)
+        self.checks.append((folder, type(model), entry))
+        print(f"{name}: {entry['parameters']} params, {files}, logits |max| "
+              f"{entry['logits_abs_max']}, min margin {margin:.4f}, "
+              f"generated {expected['generated_ids'].tolist()}")
+
+    def verify(self):
+        """Re-load every folder with from_pretrained and compare bit for bit."""
+        for folder, cls, entry in self.checks:
+            if entry["layout"] != "v4":
+                continue
+            model = cls.from_pretrained(folder, dtype=torch.float32,
+                                        attn_implementation="eager").eval()
+            inputs = safetensors.torch.load_file(str(folder / "inputs.safetensors"))
+            want = safetensors.torch.load_file(str(folder / "expected.safetensors"))
+            got, _ = reference_outputs(model, inputs)
+            for k in want:
+                if not torch.equal(got[k], want[k]):
+                    sys.exit(f"{folder}: {k} differs after reload")
+            tok = transformers.AutoTokenizer.from_pretrained(folder)
+            if tok.chat_template is None:
+                sys.exit(f"{folder}: tokenizer has no chat template after reload")
+            check_special_ids(folder, tok)
+            print(f"verified {folder.name}: from_pretrained reproduces logits and generated_ids")
+
+    def write_manifest(self):
+        (self.out / "manifest.json").write_text(json.dumps(self.manifest, indent=1) + "\n")
+
+
+def versions():
+    return {"python": sys.version.split()[0], "torch": torch.__version__,
+            "transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
+            "safetensors": safetensors.__version__, "numpy": np.__version__,
+            "pillow": PIL.__version__}
+
+
+# ---------------------------------------------------------------------------------------------
+# Model configs.
+
+# hidden 32 with 4 heads of 16: heads × head_dim (64) ≠ hidden, as in Gemma 3 (a port that
+# assumes hidden = heads × head_dim fails).
+TINY = dict(hidden_size=32, intermediate_size=64, num_attention_heads=4, num_key_value_heads=2,
+            head_dim=16, max_position_embeddings=256)
+
+
+def special_ids(tok, style):
+    if style == "gemma":
+        return dict(pad_token_id=tok.convert_tokens_to_ids("<pad>"),
+                    bos_token_id=tok.convert_tokens_to_ids("<bos>"),
+                    eos_token_id=tok.convert_tokens_to_ids("<eos>"))
+    return dict(pad_token_id=tok.convert_tokens_to_ids("<pad>"),
+                bos_token_id=tok.convert_tokens_to_ids("<s>"),
+                eos_token_id=tok.convert_tokens_to_ids("</s>"))
+
+
+def llama_config(tok, **extra):
+    # rope_scaling llama3 with original_max_position_embeddings 64: with head_dim 16 and
+    # theta 10000 the wavelengths 2π/θ^(-2i/16) are 6.3 (kept), 20 and 63 (smoothed between
+    # 64/high_freq_factor = 16 and 64/low_freq_factor = 64) and ≥ 199 (divided by factor),
+    # so all three branches of the llama3 rule are used.
+    return LlamaConfig(vocab_size=len(tok), num_hidden_layers=3, rms_norm_eps=1e-5,
+                       rope_theta=10000.0, tie_word_embeddings=False,
+                       rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                     "high_freq_factor": 4.0,
+                                     "original_max_position_embeddings": 64},
+                       hidden_act="silu", attn_implementation="eager",
+                       **TINY, **special_ids(tok, "llava"), **extra)
+
+
+def qwen2_config(tok):
+    return Qwen2Config(vocab_size=len(tok), num_hidden_layers=2, rms_norm_eps=1e-6,
+                       rope_theta=1000000.0, tie_word_embeddings=True, hidden_act="silu",
+                       use_sliding_window=False, attn_implementation="eager",
+                       **TINY, **special_ids(tok, "llava"))
+
+
+def gemma3_text_config(tok, **extra):
+    base = dict(vocab_size=len(tok), num_hidden_layers=4, rms_norm_eps=1e-6,
+                hidden_activation="gelu_pytorch_tanh",
+                # local layers: window 5, base 10; global layers: base 1000 with linear scaling
+                # 8 (google/gemma-3-4b uses 10k / 1M with linear 8).
+                layer_types=["sliding_attention", "sliding_attention", "full_attention",
+                             "sliding_attention"],
+                sliding_window=5, rope_theta=1000.0, rope_local_base_freq=10.0,
+                rope_scaling={"rope_type": "linear", "factor": 8.0},
+                query_pre_attn_scalar=24, tie_word_embeddings=True,
+                attn_implementation="eager", **TINY, **special_ids(tok, "gemma"))
+    base.update(extra)
+    return Gemma3TextConfig(**base)
+
+
+def gemma_norm(name):
+    return True
+
+
+def not_gemma_norm(name):
+    return False
+
+
+def causal_inputs(name, tok):
+    row0, row1 = CAUSAL_PROMPTS[name]
+    ids0 = tok(row0)["input_ids"]
+    ids1 = tok(row1)["input_ids"]
+    if len(ids1) + 3 > len(ids0):
+        sys.exit(f"{name}: row 1 ({len(ids1)} tokens) is not clearly shorter than row 0 ({len(ids0)})")
+    ids, mask = left_pad([ids0, ids1], tok.pad_token_id)
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def build_causal(fx, toks):
+    gtok, ltok = toks["gemma"], toks["llava"]
+
+    cfg = llama_config(ltok)
+    fx.add("llama_causal", lambda tag: randomize(LlamaForCausalLM(cfg), tag, not_gemma_norm), ltok, causal_inputs("llama_causal", ltok),
+           description="LlamaForCausalLM, 3 layers, GQA 4/2, head_dim 16, rope_scaling llama3, "
+                       "untied lm_head, llava-style tokenizer")
+
+    cfg = qwen2_config(ltok)
+    fx.add("qwen2_causal", lambda tag: randomize(Qwen2ForCausalLM(cfg), tag, not_gemma_norm), ltok, causal_inputs("qwen2_causal", ltok),
+           description="Qwen2ForCausalLM, 2 layers, q/k/v biases, tied embeddings, theta 1e6, "
+                       "llava-style tokenizer")
+
+    cfg = gemma3_text_config(gtok, final_logit_softcapping=5.0, attn_logit_softcapping=4.0)
+    fx.add("gemma3_causal", lambda tag: randomize(Gemma3ForCausalLM(cfg), tag, gemma_norm), gtok, causal_inputs("gemma3_causal", gtok),
+           description="Gemma3ForCausalLM, 4 layers (sliding, sliding, full, sliding), window 5, "
+                       "local base 10 / global base 1000 with linear scaling 8, "
+                       "query_pre_attn_scalar 24, attn softcap 4, final softcap 5, tied")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(DEFAULT_OUT), help="fixture folder (default: %(default)s)")
+    ap.add_argument("--big", metavar="DIR",
+                    help="write only the ~100M-parameter benchmark decoders to DIR")
+    args = ap.parse_args()
+    torch.manual_seed(SEED)
+    torch.use_deterministic_algorithms(True)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    toks = {"gemma": build_tokenizer("gemma"), "llava": build_tokenizer("llava")}
+    for style, tok in toks.items():
+        print(f"{style} tokenizer: {len(tok)} tokens")
+    fx = Fixtures(out)
+    build_causal(fx, toks)
+    fx.verify()
+    fx.write_manifest()
+    total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"wrote {out} ({total / 1024:.0f} KiB)")
+
+
+if __name__ == "__main__":
+    main()
