@@ -27,6 +27,7 @@ import sys
 
 import numpy as np
 import PIL
+import PIL.Image
 import safetensors
 import safetensors.torch
 import tokenizers
@@ -34,14 +35,24 @@ import torch
 import transformers
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import (
+    CLIPImageProcessor,
+    CLIPVisionConfig,
+    Gemma3Config,
     Gemma3ForCausalLM,
+    Gemma3ForConditionalGeneration,
+    Gemma3ImageProcessor,
+    Gemma3Processor,
     Gemma3TextConfig,
     GemmaTokenizerFast,
     LlamaConfig,
     LlamaForCausalLM,
     LlamaTokenizerFast,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+    LlavaProcessor,
     Qwen2Config,
     Qwen2ForCausalLM,
+    SiglipVisionConfig,
 )
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -52,7 +63,7 @@ SEED = 20261123
 NEW_TOKENS = 8
 # A greedy step whose best two logits are closer than this is decided by rounding, not by the
 # model; the script refuses such fixtures (the Rust side must reproduce the tokens exactly).
-MIN_MARGIN = 1e-3
+MIN_MARGIN = 3e-3
 # ... and each row's greedy continuation must hold this many distinct tokens.
 MIN_DISTINCT = 4
 
@@ -186,10 +197,17 @@ def train_bpe(style):
         vocab[t] = len(vocab)
     for b in range(256):
         vocab[f"<0x{b:02X}>"] = len(vocab)
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in learned["merges"]]
+    if style == "gemma":
+        # Gemma's vocabulary has newline runs as ordinary pieces ("\n" is 107, "\n\n" 108 in
+        # gemma-3), which its chat template and image sequence ("\n\n<start_of_image>") use.
+        # Llama 2 has no such piece: "\n" is the byte token <0x0A> (id 13 there and here).
+        for piece in ("\n", "\n\n"):
+            vocab[piece] = len(vocab)
+        merges.insert(0, ("\n", "\n"))
     for piece, _ in sorted(learned["vocab"].items(), key=lambda kv: kv[1]):
         if piece not in vocab:
             vocab[piece] = len(vocab)
-    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in learned["merges"]]
     return vocab, merges
 
 
@@ -236,7 +254,7 @@ def randomize(model, tag, gemma_norms):
     """Replace every parameter with seeded random values.
 
     Linear weights get std 1/sqrt(fan_in) so each layer changes the residual stream by O(1);
-    embeddings std 1 (untied) or 1/sqrt(hidden) when tied to the LM head, so logits stay O(1).
+    embeddings std 1 (untied) or 0.5/sqrt(hidden) when tied to the LM head, so logits stay O(1).
     Norm weights are random too: around 0 for Gemma (it multiplies by 1 + w, so a dropped
     `1 +` shows), around 1 elsewhere; every bias is random.
     """
@@ -250,8 +268,12 @@ def randomize(model, tag, gemma_norms):
             elif "norm" in name and p.dim() == 1:
                 centre = 0.0 if gemma_norms(name) else 1.0
                 v = centre + 0.3 * torch.randn(p.shape, generator=g)
+            elif name.endswith("position_embedding.weight") or name.endswith("class_embedding"):
+                v = 0.5 * torch.randn(p.shape, generator=g)
             elif name.endswith("embed_tokens.weight"):
-                std = 1.0 / math.sqrt(p.shape[1]) if tied else 1.0
+                # tied: 0.5/sqrt(hidden), so the last token's own embedding (√hidden-scaled
+                # in Gemma) does not dominate the residual and the logits of every step
+                std = 0.5 / math.sqrt(p.shape[1]) if tied else 1.0
                 v = std * torch.randn(p.shape, generator=g)
             elif p.dim() >= 2:
                 fan_in = math.prod(p.shape[1:])
@@ -308,8 +330,14 @@ def reference_outputs(model, inputs):
     with torch.no_grad():
         out = model(**fwd)
         res = {"logits": out.logits.to(torch.float32)}
-        if getattr(out, "image_hidden_states", None) is not None:
-            res["image_features"] = out.image_hidden_states.to(torch.float32)
+        if "pixel_values" in inputs:
+            # the projector output per image, [n_images, tokens, hidden] (Llava's forward
+            # returns it flattened)
+            feats = model.get_image_features(pixel_values=inputs["pixel_values"])
+            if isinstance(feats, (list, tuple)):
+                feats = torch.stack(list(feats))
+            n = inputs["pixel_values"].shape[0]
+            res["image_features"] = feats.reshape(n, -1, feats.shape[-1]).to(torch.float32)
         gen = model.generate(**fwd, do_sample=False, max_new_tokens=NEW_TOKENS,
                              min_new_tokens=NEW_TOKENS, return_dict_in_generate=True,
                              output_logits=True)
@@ -441,6 +469,13 @@ class Fixtures:
             if tok.chat_template is None:
                 sys.exit(f"{folder}: tokenizer has no chat template after reload")
             check_special_ids(folder, tok)
+            if entry["name"] in VLM_CONVERSATIONS:
+                # the saved processor files rebuild the same inputs from the same images
+                proc = transformers.AutoProcessor.from_pretrained(folder)
+                again = vlm_inputs(entry["name"], proc)
+                for k, v in inputs.items():
+                    if not torch.equal(again[k], v):
+                        sys.exit(f"{folder}: the reloaded processor gives another {k}")
             print(f"verified {folder.name}: from_pretrained reproduces logits and generated_ids")
 
     def write_manifest(self):
@@ -473,18 +508,18 @@ def special_ids(tok, style):
                 eos_token_id=tok.convert_tokens_to_ids("</s>"))
 
 
-def llama_config(tok, **extra):
+def llama_config(tok, layers=3):
     # rope_scaling llama3 with original_max_position_embeddings 64: with head_dim 16 and
     # theta 10000 the wavelengths 2π/θ^(-2i/16) are 6.3 (kept), 20 and 63 (smoothed between
     # 64/high_freq_factor = 16 and 64/low_freq_factor = 64) and ≥ 199 (divided by factor),
     # so all three branches of the llama3 rule are used.
-    return LlamaConfig(vocab_size=len(tok), num_hidden_layers=3, rms_norm_eps=1e-5,
+    return LlamaConfig(vocab_size=len(tok), num_hidden_layers=layers, rms_norm_eps=1e-5,
                        rope_theta=10000.0, tie_word_embeddings=False,
                        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                      "high_freq_factor": 4.0,
                                      "original_max_position_embeddings": 64},
                        hidden_act="silu", attn_implementation="eager",
-                       **TINY, **special_ids(tok, "llava"), **extra)
+                       **TINY, **special_ids(tok, "llava"))
 
 
 def qwen2_config(tok):
@@ -510,7 +545,9 @@ def gemma3_text_config(tok, **extra):
 
 
 def gemma_norm(name):
-    return True
+    """Gemma's RMSNorms (text model, mm_soft_emb_norm) scale by 1 + w; SigLIP's LayerNorms
+    by w."""
+    return "vision_tower" not in name
 
 
 def not_gemma_norm(name):
@@ -547,6 +584,225 @@ def build_causal(fx, toks):
                        "query_pre_attn_scalar 24, attn softcap 4, final softcap 5, tied")
 
 
+# ---------------------------------------------------------------------------------------------
+# Vision-language models.
+
+# SigLIP normalises with mean/std 0.5 (google/gemma-3-4b-it preprocessor_config.json, which
+# also uses bilinear resampling, resample 2); CLIP with the OpenAI statistics
+# (llava-hf/llava-1.5-7b-hf preprocessor_config.json: shortest edge 336, bicubic, centre crop).
+SIGLIP_MEAN_STD = [0.5, 0.5, 0.5]
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+def test_image(tag, w, h):
+    """A deterministic RGB image: smooth gradients plus seeded blocks (so resizing and the
+    vision tower both see structure)."""
+    rng = np.random.default_rng(SEED + sum(ord(c) for c in tag))
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([x * 255 / max(w - 1, 1), y * 255 / max(h - 1, 1),
+                     (x + y) * 127 / max(w + h - 2, 1)], axis=-1)
+    blocks = rng.integers(0, 256, size=(4, 4, 3)).repeat((h + 3) // 4, 0).repeat((w + 3) // 4, 1)[:h, :w]
+    return PIL.Image.fromarray(((base + blocks) / 2).astype(np.uint8), "RGB")
+
+
+def gemma3_processor(tok):
+    ip = Gemma3ImageProcessor(do_resize=True, size={"height": 32, "width": 32}, resample=2,
+                              do_rescale=True, rescale_factor=1 / 255, do_normalize=True,
+                              image_mean=SIGLIP_MEAN_STD, image_std=SIGLIP_MEAN_STD,
+                              do_convert_rgb=True, do_pan_and_scan=False)
+    # image_seq_length = mm_tokens_per_image (256 in gemma-3-4b-it's processor_config.json)
+    return Gemma3Processor(image_processor=ip, tokenizer=tok, chat_template=GEMMA3_CHAT_TEMPLATE,
+                           image_seq_length=4)
+
+
+def llava_processor(tok):
+    ip = CLIPImageProcessor(do_resize=True, size={"shortest_edge": 16}, resample=3,
+                            do_center_crop=True, crop_size={"height": 16, "width": 16},
+                            do_rescale=True, rescale_factor=1 / 255, do_normalize=True,
+                            image_mean=CLIP_MEAN, image_std=CLIP_STD, do_convert_rgb=True)
+    # As llava-hf/llava-1.5-7b-hf processor_config.json (patch_size 14 there): one extra
+    # (class) token that the `default` strategy drops, so (16/4)^2 = 16 tokens per image.
+    return LlavaProcessor(image_processor=ip, tokenizer=tok, chat_template=LLAVA_CHAT_TEMPLATE,
+                          patch_size=4, vision_feature_select_strategy="default",
+                          num_additional_image_tokens=1)
+
+
+def render_and_encode(processor, messages, images, add_generation_prompt=True):
+    """The chat template's text and the processor's ids for it, as
+    `processor.apply_chat_template(..., tokenize=True)` produces them: the template is rendered,
+    then the processor expands the image placeholders and tokenizes, adding the tokenizer's
+    BOS only when the rendered text does not already start with it (processing_utils.py)."""
+    text = processor.apply_chat_template(messages, add_generation_prompt=add_generation_prompt,
+                                         tokenize=False)
+    tok = processor.tokenizer
+    add_special = not text.startswith(tok.bos_token)
+    enc = processor(text=[text], images=images or None, add_special_tokens=add_special,
+                    return_tensors="pt")
+    return text, add_special, enc
+
+
+VLM_CONVERSATIONS = {
+    "gemma3_vlm": [
+        # row 0: two images (multi-image), row 1: one image, left-padded
+        [{"role": "user", "content": [
+            {"type": "image"}, {"type": "image"}, {"type": "text", "text": "Is there a lesion?"}]}],
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe."}]}],
+    ],
+    "llava": [
+        [{"role": "user", "content": [
+            {"type": "image"}, {"type": "text", "text": "Is there an effusion?"}]}],
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Which plane?"}]}],
+    ],
+}
+VLM_IMAGES = {"gemma3_vlm": [[("g0", 40, 28), ("g1", 24, 24)], [("g2", 50, 37)]],
+              "llava": [[("l0", 30, 20)], [("l1", 18, 26)]]}
+
+
+def vlm_inputs(name, processor):
+    texts, images = [], []
+    for messages, imgs in zip(VLM_CONVERSATIONS[name], VLM_IMAGES[name]):
+        text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        texts.append(text)
+        images.append([test_image(*spec) for spec in imgs])
+    tok = processor.tokenizer
+    add_special = not texts[0].startswith(tok.bos_token)
+    enc = processor(text=texts, images=images, padding=True, add_special_tokens=add_special,
+                    return_tensors="pt")
+    inputs = {"input_ids": enc["input_ids"].to(torch.int64),
+              "attention_mask": enc["attention_mask"].to(torch.int64),
+              "pixel_values": enc["pixel_values"].to(torch.float32)}
+    if "token_type_ids" in enc:
+        inputs["token_type_ids"] = enc["token_type_ids"].to(torch.int64)
+    if bool(inputs["attention_mask"][1, 0]) or not bool(inputs["attention_mask"][0].all()):
+        sys.exit(f"{name}: row 1 must be left-padded and row 0 not")
+    return inputs
+
+
+def gemma3_vlm_config(tok):
+    text = gemma3_text_config(tok, num_hidden_layers=2,
+                              layer_types=["sliding_attention", "full_attention"],
+                              query_pre_attn_scalar=16)
+    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                num_attention_heads=4, image_size=32, patch_size=4,
+                                hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6,
+                                vision_use_head=False)
+    return Gemma3Config(text_config=text.to_dict(), vision_config=vision.to_dict(),
+                        mm_tokens_per_image=4,
+                        boi_token_index=tok.convert_tokens_to_ids("<start_of_image>"),
+                        eoi_token_index=tok.convert_tokens_to_ids("<end_of_image>"),
+                        image_token_index=tok.convert_tokens_to_ids(GEMMA_IMAGE_TOKEN),
+                        attn_implementation="eager", **special_ids(tok, "gemma"))
+
+
+def llava_config(tok):
+    text = llama_config(tok, layers=2)
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                              num_attention_heads=4, image_size=16, patch_size=4,
+                              hidden_act="quick_gelu", layer_norm_eps=1e-5, projection_dim=32)
+    return LlavaConfig(vision_config=vision.to_dict(), text_config=text.to_dict(),
+                       image_token_index=tok.convert_tokens_to_ids("<image>"),
+                       projector_hidden_act="gelu", vision_feature_select_strategy="default",
+                       vision_feature_layer=-2, image_seq_length=16,
+                       multimodal_projector_bias=True, tie_word_embeddings=False,
+                       attn_implementation="eager", **special_ids(tok, "llava"))
+
+
+def build_vlms(fx, toks):
+    gproc = gemma3_processor(toks["gemma"])
+    cfg = gemma3_vlm_config(toks["gemma"])
+    fx.add("gemma3_vlm", lambda tag: randomize(Gemma3ForConditionalGeneration(cfg), tag, gemma_norm),
+           gproc, vlm_inputs("gemma3_vlm", gproc),
+           description="Gemma3ForConditionalGeneration: SigLIP tower (no head, 32 px, patch 4: "
+                       "8x8 patches, 2 layers) pooled to mm_tokens_per_image 4, "
+                       "mm_soft_emb_norm + mm_input_projection_weight; text: 2 layers "
+                       "(sliding, full), window 5; row 0 has two images, row 1 one (left-padded)")
+    lproc = llava_processor(toks["llava"])
+    cfg = llava_config(toks["llava"])
+    fx.add("llava", lambda tag: randomize(LlavaForConditionalGeneration(cfg), tag, not_gemma_norm),
+           lproc, vlm_inputs("llava", lproc),
+           description="LlavaForConditionalGeneration: CLIP tower (16 px, patch 4, 3 layers, "
+                       "quick_gelu), vision_feature_layer -2, strategy default (class token "
+                       "dropped: 16 tokens per image), projector linear_1/gelu/linear_2 with "
+                       "biases; text: Llama 2 layers, llama3 rope scaling, untied; one image per row")
+
+
+# Conversations for prompt_cases.json: the template text and the processor's ids.
+PROMPT_CASES = [
+    ("text_only", [{"role": "user", "content": [{"type": "text", "text": "Is the heart size normal?"}]}], 0),
+    ("one_image", [{"role": "user", "content": [{"type": "image"},
+                                                 {"type": "text", "text": "What organ is shown in this image?"}]}], 1),
+    ("two_images", [{"role": "user", "content": [
+        {"type": "text", "text": "SLICE 1"}, {"type": "image"},
+        {"type": "text", "text": "SLICE 2"}, {"type": "image"},
+        {"type": "text", "text": "Compared with the prior study, has the opacity increased?"}]}], 2),
+    ("system_message", [
+        {"role": "system", "content": [{"type": "text", "text": "You are an expert radiologist."}]},
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe the findings in one sentence."}]}], 1),
+    ("multi_turn", [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Which plane is this image taken in?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Axial."}]},
+        {"role": "user", "content": [{"type": "text", "text": "  Is there a fracture?  "}]}], 1),
+    ("unicode", [{"role": "user", "content": [{"type": "text", "text": "Temperature 38.5 °C, 肺 → café? Ménétrier 🙂"}]}], 0),
+    ("no_generation_prompt", [
+        {"role": "user", "content": [{"type": "text", "text": "Yes or no?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Yes."}]}], 0),
+]
+ROUND_TRIPS = ["The chest radiograph shows no acute abnormality.",
+               "  two  spaces and a trailing space ",
+               "Temperature 38.5 °C, dose 2.5 µSv, 肺 → café 🙂",
+               "<start_of_turn>user\nHi<end_of_turn>", "<image> USER: what? ASSISTANT:",
+               "unknownword xyzzy 1234567890", ""]
+
+
+def build_prompt_cases(out, toks):
+    cases = {"generator": "tools/parity/make_lm_fixtures.py",
+             "how": "text = processor.apply_chat_template(messages, add_generation_prompt, "
+                    "tokenize=False); ids = processor(text=[text], images=n images, "
+                    "add_special_tokens=add_special_tokens) where add_special_tokens is false "
+                    "when text already starts with the BOS token (what apply_chat_template("
+                    "tokenize=True) does); the image placeholders are expanded by the processor",
+             "processors": {}}
+    for name, proc in (("gemma3_vlm", gemma3_processor(toks["gemma"])),
+                       ("llava", llava_processor(toks["llava"]))):
+        entries = []
+        for cname, messages, n_images in PROMPT_CASES:
+            add_gen = cname != "no_generation_prompt"
+            images = [test_image(f"prompt{i}", 20 + 7 * i, 30 - 3 * i) for i in range(n_images)]
+            text, add_special, enc = render_and_encode(proc, messages, images, add_gen)
+            entry = {"name": cname, "messages": messages, "add_generation_prompt": add_gen,
+                     "n_images": n_images, "text": text, "add_special_tokens": add_special,
+                     "input_ids": enc["input_ids"][0].tolist()}
+            if "token_type_ids" in enc:
+                entry["token_type_ids"] = enc["token_type_ids"][0].tolist()
+            # cross-check against the processor's own tokenize=True path
+            if n_images == 0:
+                direct = proc.apply_chat_template(messages, add_generation_prompt=add_gen,
+                                                  tokenize=True, return_dict=True)
+                if list(direct["input_ids"][0] if isinstance(direct["input_ids"][0], list)
+                        else direct["input_ids"]) != entry["input_ids"]:
+                    sys.exit(f"prompt case {name}/{cname}: apply_chat_template(tokenize=True) "
+                             f"gives other ids")
+            entries.append(entry)
+        tok = proc.tokenizer
+        trips = []
+        for text in ROUND_TRIPS:
+            ids = tok(text)["input_ids"]
+            trips.append({"text": text, "ids_with_special": ids,
+                          "ids": tok(text, add_special_tokens=False)["input_ids"],
+                          "tokens": tok.convert_ids_to_tokens(ids),
+                          "decoded": tok.decode(ids),
+                          "decoded_skip_special": tok.decode(ids, skip_special_tokens=True)})
+        cases["processors"][name] = {
+            "folder": name, "tokenizer_class": type(tok).__name__, "vocab_size": len(tok),
+            "bos": tok.bos_token, "eos": tok.eos_token, "pad": tok.pad_token,
+            "image_token": tok.image_token, "image_token_id": tok.image_token_id,
+            "conversations": entries, "round_trips": trips}
+    (out / "prompt_cases.json").write_text(json.dumps(cases, indent=1, ensure_ascii=False) + "\n")
+    print(f"prompt_cases.json: {sum(len(p['conversations']) for p in cases['processors'].values())} "
+          f"conversations")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="fixture folder (default: %(default)s)")
@@ -562,6 +818,8 @@ def main():
         print(f"{style} tokenizer: {len(tok)} tokens")
     fx = Fixtures(out)
     build_causal(fx, toks)
+    build_vlms(fx, toks)
+    build_prompt_cases(out, toks)
     fx.verify()
     fx.write_manifest()
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
