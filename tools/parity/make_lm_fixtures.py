@@ -23,6 +23,7 @@ import json
 import math
 import pathlib
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -58,6 +59,13 @@ from transformers import (
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "crates/model/tests/fixtures/lm"
 SEED = 20261123
+
+# transformers 5.x, used to write the `*_v5` folders (tools/parity/requirements-v5.txt).
+V5_PYTHON = "/tmp/parity-venv5/bin/python"
+# Files a 5.x save_pretrained of the model writes; everything else in a `_v5` folder
+# (tokenizer, processor, inputs, expected) is copied from its 4.x twin.
+V5_MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors",
+                  "model.safetensors.index.json")
 
 # Greedy generation length of every fixture.
 NEW_TOKENS = 8
@@ -187,7 +195,7 @@ def train_bpe(style):
     trainer_tok = Tokenizer(models.BPE())
     trainer_tok.normalizer = normalizers.NFC()
     trainer_tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    trainer = trainers.BpeTrainer(vocab_size=220, min_frequency=2, show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=170, min_frequency=2, show_progress=False,
                                   special_tokens=[])
     trainer_tok.train_from_iterator(CORPUS.splitlines(), trainer)
     learned = json.loads(trainer_tok.to_str())["model"]
@@ -334,6 +342,10 @@ def reference_outputs(model, inputs):
             # the projector output per image, [n_images, tokens, hidden] (Llava's forward
             # returns it flattened)
             feats = model.get_image_features(pixel_values=inputs["pixel_values"])
+            if hasattr(feats, "pooler_output"):
+                # transformers 5.x returns the vision output with the projected features
+                # as pooler_output
+                feats = feats.pooler_output
             if isinstance(feats, (list, tuple)):
                 feats = torch.stack(list(feats))
             n = inputs["pixel_values"].shape[0]
@@ -404,23 +416,24 @@ class Fixtures:
         for attempt in range(100):
             tag = base if attempt == 0 else f"{base}#{attempt}"
             model = build(tag).eval()
-            expected, margin = reference_outputs(model.to(torch.float32), inputs)
+            if dtype != torch.float32:
+                # expected outputs come from the stored (rounded) weights, upcast to f32;
+                # only parameters are rounded (module.to(dtype) would also round the rotary
+                # inv_freq buffers, which from_pretrained recomputes in f32)
+                with torch.no_grad():
+                    for p in model.parameters():
+                        p.copy_(p.to(dtype).to(torch.float32))
+            expected, margin = reference_outputs(model, inputs)
             distinct = min(len(set(r)) for r in expected["generated_ids"].tolist())
             if margin >= MIN_MARGIN and distinct >= MIN_DISTINCT:
                 break
         else:
             sys.exit(f"{name}: no seed gave a top-2 margin >= {MIN_MARGIN} and "
                      f">= {MIN_DISTINCT} distinct generated tokens per row")
-        reference = model
-        stored = model.to(dtype)
         kwargs = {"safe_serialization": True}
         if shard_bytes is not None:
             kwargs["max_shard_size"] = shard_bytes
-        stored.save_pretrained(folder, **kwargs)
-        reference = model.to(torch.float32).eval()
-        if dtype != torch.float32:
-            # expected outputs come from the stored (rounded) weights, upcast to f32
-            expected, margin = reference_outputs(reference, inputs)
+        model.to(dtype).save_pretrained(folder, **kwargs)
         # save_jinja_files=False: the template goes into tokenizer_config.json as in the
         # published checkpoints (4.57 would otherwise write chat_template.jinja).
         tokenizer.save_pretrained(folder, save_jinja_files=False)
@@ -429,6 +442,8 @@ class Fixtures:
         save_tensors(folder / "inputs.safetensors", inputs)
         save_tensors(folder / "expected.safetensors", expected)
         files = sorted(p.name for p in folder.glob("model*.safetensors"))
+        if shard_bytes is not None and len(files) < 2:
+            sys.exit(f"{folder}: wanted several shards, got {files}")
         mask = inputs["attention_mask"].bool()
         valid = expected["logits"][mask]
         entry = {
@@ -451,6 +466,35 @@ class Fixtures:
         print(f"{name}: {entry['parameters']} params, {files}, logits |max| "
               f"{entry['logits_abs_max']}, min margin {margin:.4f}, "
               f"generated {expected['generated_ids'].tolist()}")
+
+    def add_v5(self, name, twin, v5_python):
+        """`name` = `twin` re-saved by transformers 5.x with `save_original_format=False`,
+        i.e. in 5.x's own key layout and config format; tokenizer/processor files, inputs and
+        expected outputs are the twin's. Runs this script under 5.x (`--v5-save`), which also
+        checks that 5.x loads the new folder and reproduces the twin's expected outputs."""
+        src, dst = self.out / twin, self.out / name
+        if dst.exists():
+            shutil.rmtree(dst)
+        proc = subprocess.run([v5_python, __file__, "--v5-save", str(src), str(dst)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.exit(f"{name}: transformers 5.x failed:\n{proc.stdout}\n{proc.stderr}")
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+        for f in sorted(src.iterdir()):
+            if f.name not in V5_MODEL_FILES:
+                shutil.copyfile(f, dst / f.name)
+        base = next(m for m in self.manifest["models"] if m["name"] == twin)
+        entry = dict(base, name=name, layout="v5",
+                     weights=sorted(p.name for p in dst.glob("model*.safetensors")),
+                     description=f"{twin} saved by transformers {report['transformers']} with "
+                                 f"save_pretrained(save_original_format=False): 5.x key layout "
+                                 f"and config.json format; same weights, tokenizer, inputs and "
+                                 f"expected as {twin}",
+                     twin=twin, v5_check=report)
+        self.manifest["models"].append(entry)
+        self.checks.append((dst, None, entry))
+        print(f"{name}: 5.x layout, e.g. {report['example_keys'][:2]}; 5.x reproduces "
+              f"expected (logits max abs {report['logits_max_abs_diff']:.1e})")
 
     def verify(self):
         """Re-load every folder with from_pretrained and compare bit for bit."""
@@ -508,7 +552,7 @@ def special_ids(tok, style):
                 eos_token_id=tok.convert_tokens_to_ids("</s>"))
 
 
-def llama_config(tok, layers=3):
+def llama_config(tok, layers=2):
     # rope_scaling llama3 with original_max_position_embeddings 64: with head_dim 16 and
     # theta 10000 the wavelengths 2π/θ^(-2i/16) are 6.3 (kept), 20 and 63 (smoothed between
     # 64/high_freq_factor = 16 and 64/low_freq_factor = 64) and ≥ 199 (divided by factor),
@@ -530,12 +574,11 @@ def qwen2_config(tok):
 
 
 def gemma3_text_config(tok, **extra):
-    base = dict(vocab_size=len(tok), num_hidden_layers=4, rms_norm_eps=1e-6,
+    base = dict(vocab_size=len(tok), num_hidden_layers=3, rms_norm_eps=1e-6,
                 hidden_activation="gelu_pytorch_tanh",
                 # local layers: window 5, base 10; global layers: base 1000 with linear scaling
                 # 8 (google/gemma-3-4b uses 10k / 1M with linear 8).
-                layer_types=["sliding_attention", "sliding_attention", "full_attention",
-                             "sliding_attention"],
+                layer_types=["sliding_attention", "full_attention", "sliding_attention"],
                 sliding_window=5, rope_theta=1000.0, rope_local_base_freq=10.0,
                 rope_scaling={"rope_type": "linear", "factor": 8.0},
                 query_pre_attn_scalar=24, tie_word_embeddings=True,
@@ -569,7 +612,7 @@ def build_causal(fx, toks):
 
     cfg = llama_config(ltok)
     fx.add("llama_causal", lambda tag: randomize(LlamaForCausalLM(cfg), tag, not_gemma_norm), ltok, causal_inputs("llama_causal", ltok),
-           description="LlamaForCausalLM, 3 layers, GQA 4/2, head_dim 16, rope_scaling llama3, "
+           description="LlamaForCausalLM, 2 layers, GQA 4/2, head_dim 16, rope_scaling llama3, "
                        "untied lm_head, llava-style tokenizer")
 
     cfg = qwen2_config(ltok)
@@ -579,7 +622,7 @@ def build_causal(fx, toks):
 
     cfg = gemma3_text_config(gtok, final_logit_softcapping=5.0, attn_logit_softcapping=4.0)
     fx.add("gemma3_causal", lambda tag: randomize(Gemma3ForCausalLM(cfg), tag, gemma_norm), gtok, causal_inputs("gemma3_causal", gtok),
-           description="Gemma3ForCausalLM, 4 layers (sliding, sliding, full, sliding), window 5, "
+           description="Gemma3ForCausalLM, 3 layers (sliding, full, sliding), window 5, "
                        "local base 10 / global base 1000 with linear scaling 8, "
                        "query_pre_attn_scalar 24, attn softcap 4, final softcap 5, tied")
 
@@ -622,9 +665,9 @@ def llava_processor(tok):
                             do_rescale=True, rescale_factor=1 / 255, do_normalize=True,
                             image_mean=CLIP_MEAN, image_std=CLIP_STD, do_convert_rgb=True)
     # As llava-hf/llava-1.5-7b-hf processor_config.json (patch_size 14 there): one extra
-    # (class) token that the `default` strategy drops, so (16/4)^2 = 16 tokens per image.
+    # (class) token that the `default` strategy drops, so (16/8)^2 = 4 tokens per image.
     return LlavaProcessor(image_processor=ip, tokenizer=tok, chat_template=LLAVA_CHAT_TEMPLATE,
-                          patch_size=4, vision_feature_select_strategy="default",
+                          patch_size=8, vision_feature_select_strategy="default",
                           num_additional_image_tokens=1)
 
 
@@ -646,7 +689,7 @@ VLM_CONVERSATIONS = {
     "gemma3_vlm": [
         # row 0: two images (multi-image), row 1: one image, left-padded
         [{"role": "user", "content": [
-            {"type": "image"}, {"type": "image"}, {"type": "text", "text": "Is there a lesion?"}]}],
+            {"type": "image"}, {"type": "image"}, {"type": "text", "text": "Lesion?"}]}],
         [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe."}]}],
     ],
     "llava": [
@@ -696,14 +739,14 @@ def gemma3_vlm_config(tok):
 
 
 def llava_config(tok):
-    text = llama_config(tok, layers=2)
-    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                              num_attention_heads=4, image_size=16, patch_size=4,
+    text = llama_config(tok)
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=4, image_size=16, patch_size=8,
                               hidden_act="quick_gelu", layer_norm_eps=1e-5, projection_dim=32)
     return LlavaConfig(vision_config=vision.to_dict(), text_config=text.to_dict(),
                        image_token_index=tok.convert_tokens_to_ids("<image>"),
                        projector_hidden_act="gelu", vision_feature_select_strategy="default",
-                       vision_feature_layer=-2, image_seq_length=16,
+                       vision_feature_layer=-2, image_seq_length=4,
                        multimodal_projector_bias=True, tie_word_embeddings=False,
                        attn_implementation="eager", **special_ids(tok, "llava"))
 
@@ -721,10 +764,29 @@ def build_vlms(fx, toks):
     cfg = llava_config(toks["llava"])
     fx.add("llava", lambda tag: randomize(LlavaForConditionalGeneration(cfg), tag, not_gemma_norm),
            lproc, vlm_inputs("llava", lproc),
-           description="LlavaForConditionalGeneration: CLIP tower (16 px, patch 4, 3 layers, "
+           description="LlavaForConditionalGeneration: CLIP tower (16 px, patch 8, 2 layers, "
                        "quick_gelu), vision_feature_layer -2, strategy default (class token "
-                       "dropped: 16 tokens per image), projector linear_1/gelu/linear_2 with "
+                       "dropped: 4 tokens per image), projector linear_1/gelu/linear_2 with "
                        "biases; text: Llama 2 layers, llama3 rope scaling, untied; one image per row")
+
+
+def build_variants(fx, toks, v5_python):
+    """Storage variants: 5.x layout, sharded, bf16 (same weights as their twin)."""
+    for twin in ("llama_causal", "gemma3_vlm", "llava"):
+        fx.add_v5(f"{twin}_v5", twin, v5_python)
+    ltok, gtok = toks["llava"], toks["gemma"]
+    cfg = qwen2_config(ltok)
+    fx.add("qwen2_causal_sharded", lambda tag: randomize(Qwen2ForCausalLM(cfg), tag, not_gemma_norm),
+           ltok, causal_inputs("qwen2_causal", ltok), seed_tag="qwen2_causal",
+           shard_bytes=100_000,
+           description="qwen2_causal's weights in two shards (model-0000i-of-00002.safetensors "
+                       "+ model.safetensors.index.json)")
+    cfg = gemma3_text_config(gtok, final_logit_softcapping=5.0, attn_logit_softcapping=4.0)
+    fx.add("gemma3_causal_bf16", lambda tag: randomize(Gemma3ForCausalLM(cfg), tag, gemma_norm),
+           gtok, causal_inputs("gemma3_causal", gtok), seed_tag="gemma3_causal",
+           dtype=torch.bfloat16,
+           description="gemma3_causal's weights stored as bfloat16; expected computed in f32 "
+                       "from the rounded weights")
 
 
 # Conversations for prompt_cases.json: the template text and the processor's ids.
@@ -803,22 +865,78 @@ def build_prompt_cases(out, toks):
           f"conversations")
 
 
+def v5_save(src, dst):
+    """Runs under transformers 5.x: re-save the 4.x-layout folder `src` as `dst` in 5.x's
+    native layout, reload it and check it reproduces src's expected outputs. Prints a JSON
+    report as its last line."""
+    src, dst = pathlib.Path(src), pathlib.Path(dst)
+    if not transformers.__version__.startswith("5."):
+        sys.exit(f"--v5-save needs transformers 5.x, this is {transformers.__version__}")
+    arch = json.loads((src / "config.json").read_text())["architectures"][0]
+    cls = getattr(transformers, arch)
+    model, info = cls.from_pretrained(src, dtype=torch.float32, attn_implementation="eager",
+                                      output_loading_info=True)
+    bad = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    if bad:
+        sys.exit(f"{src}: 5.x loads it with {bad}")
+    model.eval().save_pretrained(dst, save_original_format=False)
+    legacy = model.eval()
+    # What 5.x writes by default, for the README: the legacy names.
+    default_keys = set(legacy.state_dict().keys())
+    reloaded = cls.from_pretrained(dst, dtype=torch.float32, attn_implementation="eager").eval()
+    inputs = safetensors.torch.load_file(str(src / "inputs.safetensors"))
+    want = safetensors.torch.load_file(str(src / "expected.safetensors"))
+    got, _ = reference_outputs(reloaded, inputs)
+    mask = inputs["attention_mask"].bool()
+    report = {"transformers": transformers.__version__, "torch": torch.__version__}
+    for k in want:
+        if k == "generated_ids":
+            if not torch.equal(got[k], want[k]):
+                sys.exit(f"{dst}: 5.x generates {got[k].tolist()}, 4.x {want[k].tolist()}")
+            continue
+        a, b = (got[k][mask], want[k][mask]) if k == "logits" else (got[k], want[k])
+        diff = (a - b).abs().max().item()
+        # 5.x runs other attention/mask code; agreement is to f32 rounding
+        if diff > 1e-5 + 1e-5 * b.abs().max().item():
+            sys.exit(f"{dst}: 5.x {k} differs from expected by {diff}")
+        report[f"{k}_max_abs_diff"] = diff
+    keys = []
+    for f in sorted(dst.glob("model*.safetensors")):
+        with safetensors.safe_open(str(f), "pt") as st:
+            keys += list(st.keys())
+    report["tensors"] = len(keys)
+    report["example_keys"] = sorted(k for k in keys if ".layers." not in k)[:8]
+    report["in_memory_equals_saved"] = sorted(keys) == sorted(default_keys)
+    print(json.dumps(report))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="fixture folder (default: %(default)s)")
+    ap.add_argument("--v5-python", default=V5_PYTHON,
+                    help="python of a transformers 5.x venv, for the _v5 folders (default: %(default)s)")
+    ap.add_argument("--v5-save", nargs=2, metavar=("SRC", "DST"), help=argparse.SUPPRESS)
     ap.add_argument("--big", metavar="DIR",
                     help="write only the ~100M-parameter benchmark decoders to DIR")
     args = ap.parse_args()
     torch.manual_seed(SEED)
     torch.use_deterministic_algorithms(True)
+    if args.v5_save:
+        v5_save(*args.v5_save)
+        return
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # remove fixture folders of earlier runs, so a renamed fixture leaves nothing stale
+    for d in sorted(out.iterdir()):
+        if d.is_dir() and (d / "inputs.safetensors").exists():
+            shutil.rmtree(d)
     toks = {"gemma": build_tokenizer("gemma"), "llava": build_tokenizer("llava")}
     for style, tok in toks.items():
         print(f"{style} tokenizer: {len(tok)} tokens")
     fx = Fixtures(out)
     build_causal(fx, toks)
     build_vlms(fx, toks)
+    build_variants(fx, toks, args.v5_python)
     build_prompt_cases(out, toks)
     fx.verify()
     fx.write_manifest()
