@@ -415,8 +415,8 @@ class Fixtures:
             "models": []}
         self.checks = []
 
-    def add(self, name, build, tokenizer, inputs, *, description, extra_files=None,
-            dtype=torch.float32, shard_bytes=None, layout="v4", seed_tag=None):
+    def add(self, name, build, tokenizer, inputs, *, description, dtype=torch.float32,
+            shard_bytes=None, layout="v4", seed_tag=None):
         """Save the model `build(tag)` makes under `name` with its reference outputs.
 
         Random tiny models sometimes have a near-tie among the top logits of a greedy step, or
@@ -453,8 +453,6 @@ class Fixtures:
         # save_jinja_files=False: the template goes into tokenizer_config.json as in the
         # published checkpoints (4.57 would otherwise write chat_template.jinja).
         tokenizer.save_pretrained(folder, save_jinja_files=False)
-        for fn, content in (extra_files or {}).items():
-            (folder / fn).write_text(content)
         save_tensors(folder / "inputs.safetensors", inputs)
         save_tensors(folder / "expected.safetensors", expected)
         files = sorted(p.name for p in folder.glob("model*.safetensors"))
