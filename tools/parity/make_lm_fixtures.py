@@ -625,17 +625,20 @@ def build_causal(fx, toks):
     gtok, ltok = toks["gemma"], toks["llava"]
 
     cfg = llama_config(ltok)
-    fx.add("llama_causal", lambda tag: randomize(LlamaForCausalLM(cfg), tag, not_gemma_norm), ltok, causal_inputs("llama_causal", ltok),
+    fx.add("llama_causal", lambda tag: randomize(LlamaForCausalLM(cfg), tag, not_gemma_norm),
+           ltok, causal_inputs("llama_causal", ltok),
            description="LlamaForCausalLM, 2 layers, GQA 4/2, head_dim 16, rope_scaling llama3, "
                        "untied lm_head, llava-style tokenizer")
 
     cfg = qwen2_config(ltok)
-    fx.add("qwen2_causal", lambda tag: randomize(Qwen2ForCausalLM(cfg), tag, not_gemma_norm), ltok, causal_inputs("qwen2_causal", ltok),
+    fx.add("qwen2_causal", lambda tag: randomize(Qwen2ForCausalLM(cfg), tag, not_gemma_norm),
+           ltok, causal_inputs("qwen2_causal", ltok),
            description="Qwen2ForCausalLM, 2 layers, q/k/v biases, tied embeddings, theta 1e6, "
                        "llava-style tokenizer")
 
     cfg = gemma3_text_config(gtok, final_logit_softcapping=5.0, attn_logit_softcapping=4.0)
-    fx.add("gemma3_causal", lambda tag: randomize(Gemma3ForCausalLM(cfg), tag, gemma_norm), gtok, causal_inputs("gemma3_causal", gtok),
+    fx.add("gemma3_causal", lambda tag: randomize(Gemma3ForCausalLM(cfg), tag, gemma_norm),
+           gtok, causal_inputs("gemma3_causal", gtok),
            description="Gemma3ForCausalLM, 3 layers (sliding, full, sliding), window 5, "
                        "local base 10 / global base 1000 with linear scaling 8, "
                        "query_pre_attn_scalar 24, attn softcap 4, final softcap 5, tied")
@@ -804,25 +807,30 @@ def build_variants(fx, toks, v5_python):
 
 
 # Conversations for prompt_cases.json: the template text and the processor's ids.
+def _text(t):
+    return {"type": "text", "text": t}
+
+
+IMAGE = {"type": "image"}
 PROMPT_CASES = [
-    ("text_only", [{"role": "user", "content": [{"type": "text", "text": "Is the heart size normal?"}]}], 0),
-    ("one_image", [{"role": "user", "content": [{"type": "image"},
-                                                 {"type": "text", "text": "What organ is shown in this image?"}]}], 1),
+    ("text_only", [{"role": "user", "content": [_text("Is the heart size normal?")]}], 0),
+    ("one_image", [{"role": "user", "content": [
+        IMAGE, _text("What organ is shown in this image?")]}], 1),
     ("two_images", [{"role": "user", "content": [
-        {"type": "text", "text": "SLICE 1"}, {"type": "image"},
-        {"type": "text", "text": "SLICE 2"}, {"type": "image"},
-        {"type": "text", "text": "Compared with the prior study, has the opacity increased?"}]}], 2),
+        _text("SLICE 1"), IMAGE, _text("SLICE 2"), IMAGE,
+        _text("Compared with the prior study, has the opacity increased?")]}], 2),
     ("system_message", [
-        {"role": "system", "content": [{"type": "text", "text": "You are an expert radiologist."}]},
-        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe the findings in one sentence."}]}], 1),
+        {"role": "system", "content": [_text("You are an expert radiologist.")]},
+        {"role": "user", "content": [IMAGE, _text("Describe the findings in one sentence.")]}], 1),
     ("multi_turn", [
-        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Which plane is this image taken in?"}]},
-        {"role": "assistant", "content": [{"type": "text", "text": "Axial."}]},
-        {"role": "user", "content": [{"type": "text", "text": "  Is there a fracture?  "}]}], 1),
-    ("unicode", [{"role": "user", "content": [{"type": "text", "text": "Temperature 38.5 °C, 肺 → café? Ménétrier 🙂"}]}], 0),
+        {"role": "user", "content": [IMAGE, _text("Which plane is this image taken in?")]},
+        {"role": "assistant", "content": [_text("Axial.")]},
+        {"role": "user", "content": [_text("  Is there a fracture?  ")]}], 1),
+    ("unicode", [{"role": "user", "content": [
+        _text("Temperature 38.5 °C, 肺 → café? Ménétrier 🙂")]}], 0),
     ("no_generation_prompt", [
-        {"role": "user", "content": [{"type": "text", "text": "Yes or no?"}]},
-        {"role": "assistant", "content": [{"type": "text", "text": "Yes."}]}], 0),
+        {"role": "user", "content": [_text("Yes or no?")]},
+        {"role": "assistant", "content": [_text("Yes.")]}], 0),
 ]
 ROUND_TRIPS = ["The chest radiograph shows no acute abnormality.",
                "  two  spaces and a trailing space ",
