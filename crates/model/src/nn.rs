@@ -97,6 +97,34 @@ impl LayerNorm {
     }
 }
 
+/// RMSNorm over the last axis: x / √(mean(x²) + ε) · w, in f32 (transformers' `LlamaRMSNorm`,
+/// and `Gemma3RMSNorm` whose scale is `1 + w`: [`RmsNorm::load`] adds the one at load time).
+#[derive(Clone, Debug)]
+pub struct RmsNorm {
+    /// `[d]`: the multiplier actually applied (Gemma: 1 + stored weight).
+    pub scale: Tensor<1>,
+    /// From `rms_norm_eps`.
+    pub eps: f64,
+}
+
+impl RmsNorm {
+    /// Loads `weight` `[d]` under `w`; `one_plus` for Gemma's `(1 + w)` form.
+    pub fn load(w: &Weights, d: usize, eps: f64, one_plus: bool) -> RmsNorm {
+        let mut values = w.values("weight", &[d]);
+        if one_plus {
+            values.iter_mut().for_each(|v| *v += 1.0);
+        }
+        RmsNorm { scale: Tensor::from_data(TensorData::new(values, [d]), w.device()), eps }
+    }
+
+    /// # Shapes
+    /// `[..., d]` → `[..., d]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let mean_sq = x.clone().powi_scalar(2).mean_dim(D - 1);
+        x * (mean_sq + self.eps).sqrt().recip() * self.scale.clone().unsqueeze::<D>()
+    }
+}
+
 /// Applies a transformers `hidden_act`.
 pub fn activate<const D: usize>(act: Activation, x: Tensor<D>) -> Tensor<D> {
     match act {
