@@ -5,11 +5,15 @@
 //! tensors a build used; [`vision`] holds the towers; [`nn`] the shared layers. The device is
 //! chosen once by the caller and passed to `load`.
 
+pub mod causal;
 pub mod checkpoint;
 pub mod device;
 pub mod error;
+pub mod generate;
 pub mod nn;
 pub mod tensor_io;
+pub mod text;
 pub mod vision;
+pub mod vlm;
 
 pub use error::{ModelError, Result};
