@@ -2,8 +2,9 @@
 //! `apply_chat_template(..., tokenize=False)`.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use minijinja::value::{Kwargs, Value, ValueKind};
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind};
 use serde_json::json;
 
@@ -124,9 +125,11 @@ const RAISED: &str = "raise_exception: ";
 /// Python prints them. `{% generation %}` blocks (used by transformers only to compute an
 /// assistant-token mask) render their body unchanged.
 ///
-/// Known differences from Jinja2: dict keys iterate and serialise in sorted order (the JSON
-/// parser here does not keep insertion order), and lists print in minijinja's notation if a
-/// template prints a whole list.
+/// Messages given as [`Message`]s keep Python's dict order (`role`, `content`; `type`, `text`)
+/// so `message | tojson` and `.items()` match. Known differences from Jinja2: dicts that come
+/// from JSON ([`ChatTemplate::render_json`], template literals) iterate and serialise in sorted
+/// key order (the workspace's JSON parser does not keep insertion order), and a whole list
+/// printed with `{{ }}` uses minijinja's notation.
 #[derive(Debug)]
 pub struct ChatTemplate {
     source_name: String,
@@ -250,8 +253,8 @@ impl ChatTemplate {
     /// of the assistant turn. Same text as transformers'
     /// `apply_chat_template(messages, add_generation_prompt=.., tokenize=False)`.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
-        let json: Vec<serde_json::Value> = messages.iter().map(Message::to_json).collect();
-        self.render_json(&serde_json::Value::Array(json), add_generation_prompt, &serde_json::Map::new())
+        let values: Vec<Value> = messages.iter().map(message_value).collect();
+        self.render_value(Value::from(values), add_generation_prompt, &serde_json::Map::new())
     }
 
     /// Renders messages given in HuggingFace's JSON form, with extra template variables
@@ -266,26 +269,34 @@ impl ChatTemplate {
         add_generation_prompt: bool,
         extra: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<String> {
-        let mut ctx = serde_json::Map::new();
-        ctx.insert("messages".into(), messages.clone());
-        ctx.insert("tools".into(), serde_json::Value::Null);
-        ctx.insert("documents".into(), serde_json::Value::Null);
-        ctx.insert("add_generation_prompt".into(), json!(add_generation_prompt));
+        self.render_value(Value::from_serialize(messages), add_generation_prompt, extra)
+    }
+
+    fn render_value(
+        &self,
+        messages: Value,
+        add_generation_prompt: bool,
+        extra: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String> {
+        let mut ctx: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
+        ctx.insert("messages".into(), messages);
+        ctx.insert("tools".into(), Value::from(()));
+        ctx.insert("documents".into(), Value::from(()));
+        ctx.insert("add_generation_prompt".into(), Value::from(add_generation_prompt));
         for (k, v) in extra {
-            ctx.insert(k.clone(), v.clone());
+            ctx.insert(k.clone(), Value::from_serialize(v));
         }
         for (k, v) in &self.special.named {
-            ctx.insert(k.clone(), json!(v));
+            ctx.insert(k.clone(), Value::from(v.as_str()));
         }
         if !self.special.additional.is_empty() {
-            ctx.insert("additional_special_tokens".into(), json!(self.special.additional));
+            ctx.insert("additional_special_tokens".into(), Value::from_serialize(&self.special.additional));
         }
         let tmpl = self
             .env
             .get_template("chat_template")
             .map_err(|e| self.render_error(&e))?;
-        tmpl.render(Value::from_serialize(&ctx))
-            .map_err(|e| self.render_error(&e))
+        tmpl.render(Value::from(ctx)).map_err(|e| self.render_error(&e))
     }
 
     fn render_error(&self, e: &Error) -> PromptError {
@@ -307,6 +318,52 @@ impl ChatTemplate {
             message: describe(e),
         }
     }
+}
+
+/// A map that iterates in insertion order, like a Python dict, without minijinja's
+/// `preserve_order` feature (see the workspace Cargo.toml for why that feature is off).
+#[derive(Debug)]
+struct OrderedMap(Vec<(Value, Value)>);
+
+impl Object for OrderedMap {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.0.iter().map(|(k, _)| k.clone()).collect())
+    }
+}
+
+fn ordered(pairs: Vec<(&str, Value)>) -> Value {
+    Value::from_object(OrderedMap(
+        pairs.into_iter().map(|(k, v)| (Value::from(k), v)).collect(),
+    ))
+}
+
+/// A message as the dict transformers' users write: `{"role", "content"}`, parts
+/// `{"type", "text"}`, in that order.
+fn message_value(m: &Message) -> Value {
+    let content = match &m.content {
+        Content::Text(t) => Value::from(t.as_str()),
+        Content::Parts(parts) => Value::from(
+            parts
+                .iter()
+                .map(|p| match p {
+                    ContentPart::Text(t) => ordered(vec![
+                        ("type", Value::from("text")),
+                        ("text", Value::from(t.as_str())),
+                    ]),
+                    ContentPart::Image => ordered(vec![("type", Value::from("image"))]),
+                })
+                .collect::<Vec<_>>(),
+        ),
+    };
+    ordered(vec![("role", Value::from(m.role.as_str())), ("content", content)])
 }
 
 /// A minijinja error with its line, and its causes.
@@ -456,6 +513,17 @@ mod tests {
         let msgs = json!([{"role": "user", "content": "hi"}, {"role": "user", "content": "yo"}]);
         let out = t.render_json(&msgs, true, &extra).unwrap();
         assert_eq!(out, "None True HI True {\"a\": [1.5, \"é\"], \"b\": 1} 2x");
+    }
+
+    #[test]
+    fn messages_keep_python_dict_order() {
+        // Jinja2 + transformers' tojson: {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "q"}]}
+        let t = ChatTemplate::new("t", "{{ messages[0] | tojson }}|{% for k, v in messages[0].items() %}{{ k }},{% endfor %}", special()).unwrap();
+        let m = Message::parts("user", vec![ContentPart::Image, ContentPart::Text("q".into())]);
+        assert_eq!(
+            t.render(&[m], false).unwrap(),
+            r#"{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "q"}]}|role,content,"#
+        );
     }
 
     #[test]
