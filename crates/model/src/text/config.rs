@@ -98,7 +98,9 @@ pub struct TextConfig {
     /// Attention scores are multiplied by this (Gemma: `query_pre_attn_scalar`^-½; others
     /// head_dim^-½).
     pub attention_scale: f64,
-    /// `c·tanh(s/c)` on attention scores before the mask.
+    /// Gemma's `attn_logit_softcapping`, as configured. Not applied: transformers'
+    /// `Gemma3Attention` (4.57 and 5.x) never passes it to its attention function (Gemma 3
+    /// replaced Gemma 2's score capping with QK-norm), and the decoder follows the reference.
     pub attn_logit_softcapping: Option<f64>,
     /// `c·tanh(l/c)` on the output logits.
     pub final_logit_softcapping: Option<f64>,

@@ -73,8 +73,8 @@ impl AttentionInput {
     }
 }
 
-/// Self-attention with q/k/v fused into one product, grouped-query heads, RoPE, optional
-/// QK-norm (Gemma 3) and soft-capping.
+/// Self-attention with q/k/v fused into one product, grouped-query heads, RoPE and optional
+/// QK-norm (Gemma 3).
 #[derive(Clone, Debug)]
 struct SelfAttention {
     /// `[d, (heads + 2·kv_heads)·head_dim]`: columns q | k | v.
@@ -112,7 +112,10 @@ impl SelfAttention {
             head_dim: hd,
             options: AttentionModuleOptions {
                 scale: Some(cfg.attention_scale),
-                softcap: cfg.attn_logit_softcapping,
+                // transformers' Gemma3Attention (4.57 and 5.x) never passes
+                // `attn_logit_softcapping` to its attention function, so the reference does not
+                // cap attention scores whatever the config says; neither do we.
+                softcap: None,
                 is_causal: false,
             },
         }
