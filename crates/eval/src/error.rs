@@ -29,6 +29,10 @@ pub enum EvalError {
     /// A file parsed but its content is not what the format requires.
     #[error("{path}: {reason}")]
     Format { path: PathBuf, reason: String },
+    /// One question could not be answered (an unreadable image, a prompt the model cannot take):
+    /// `medvqa eval` records it in `errors.jsonl` and goes on with the others.
+    #[error("question {id}: {reason}")]
+    Unanswerable { id: String, reason: String },
     /// A value given by the user (dataset name, split, language, protocol…) is not known.
     #[error("invalid {what} {value:?}: {reason}")]
     Invalid {

@@ -26,6 +26,9 @@ use crate::types::{Protocol, Question};
 pub const PREDICTIONS_FILE: &str = "predictions.jsonl";
 /// File that names the model, dataset and split of a run directory.
 pub const RUN_FILE: &str = "run.json";
+/// Questions the answerer could not answer, one `{"id","error"}` line each (appended; a resumed
+/// run tries them again).
+pub const ERRORS_FILE: &str = "errors.jsonl";
 
 /// Something that answers questions: the future VLM, and the baselines now.
 pub trait Answerer {
@@ -34,7 +37,9 @@ pub trait Answerer {
     /// Whether the answerer reads images (if so, every image must exist before the run starts).
     fn needs_images(&self) -> bool;
     /// Answers one question. `images` are the question's image files (resolved against the
-    /// `--images` folder), in prompt order.
+    /// `--images` folder), in prompt order. [`EvalError::Unanswerable`] fails this question only
+    /// (it is logged and the run goes on); any other error stops the run, keeping every answer
+    /// written so far for `--resume`.
     fn answer(&mut self, question: &Question, images: &[PathBuf]) -> Result<String, EvalError>;
 }
 
@@ -285,8 +290,26 @@ pub fn answer_all<W: Write>(
         .append(true)
         .open(&path)
         .map_err(|e| EvalError::io(&path, e))?;
+    let mut unanswered = 0usize;
+    let errors_path = opts.out.join(ERRORS_FILE);
     for q in todo {
-        let prediction = answerer.answer(q, &resolve(q))?;
+        let prediction = match answerer.answer(q, &resolve(q)) {
+            Ok(p) => p,
+            Err(EvalError::Unanswerable { id, reason }) => {
+                unanswered += 1;
+                let _ = writeln!(log, "eval: question {id} not answered: {reason}");
+                let line = serde_json::json!({ "id": id, "error": reason }).to_string() + "\n";
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&errors_path)
+                    .and_then(|mut f| f.write_all(line.as_bytes()))
+                    .map_err(|e| EvalError::io(&errors_path, e))?;
+                progress.tick();
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let mut line = serde_json::to_string(&PredictionLine {
             id: q.id.clone(),
             prediction: prediction.clone(),
@@ -301,6 +324,13 @@ pub fn answer_all<W: Write>(
         progress.tick();
     }
     progress.finish();
+    if unanswered > 0 {
+        let _ = writeln!(
+            log,
+            "eval: {unanswered} question(s) could not be answered (listed in {}); they are scored as empty answers, and --resume tries them again",
+            errors_path.display()
+        );
+    }
     Ok(answers)
 }
 
@@ -509,5 +539,54 @@ mod tests {
             e.to_string().contains("7.jpg") && e.to_string().contains("--images"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn an_unanswerable_question_is_logged_and_the_run_goes_on() {
+        struct SkipsThree;
+        impl Answerer for SkipsThree {
+            fn name(&self) -> String {
+                "m".into()
+            }
+            fn needs_images(&self) -> bool {
+                false
+            }
+            fn answer(&mut self, q: &Question, _: &[PathBuf]) -> Result<String, EvalError> {
+                if q.id == "3" {
+                    return Err(EvalError::Unanswerable { id: q.id.clone(), reason: "image unreadable".into() });
+                }
+                Ok(format!("answer {}", q.id))
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let questions: Vec<Question> = (0..6).map(|i| q(&i.to_string())).collect();
+        let mut p = Progress::new(Vec::new(), false);
+        let mut log = Vec::new();
+        let answers = answer_all(&questions, &mut SkipsThree, &opts(dir.path(), false), &mut p, &mut log).unwrap();
+        assert_eq!(answers.len(), 5);
+        assert!(!answers.contains_key("3"));
+        let errors = fs::read_to_string(dir.path().join(ERRORS_FILE)).unwrap();
+        assert_eq!(errors.lines().count(), 1);
+        assert!(errors.contains("\"id\":\"3\"") && errors.contains("image unreadable"), "{errors}");
+        let log = String::from_utf8(log).unwrap();
+        assert!(log.contains("1 question(s) could not be answered"), "{log}");
+        // A resumed run retries the unanswered question only.
+        struct Records(Vec<String>);
+        impl Answerer for Records {
+            fn name(&self) -> String {
+                "m".into()
+            }
+            fn needs_images(&self) -> bool {
+                false
+            }
+            fn answer(&mut self, q: &Question, _: &[PathBuf]) -> Result<String, EvalError> {
+                self.0.push(q.id.clone());
+                Ok("late".into())
+            }
+        }
+        let mut again = Records(vec![]);
+        let answers = answer_all(&questions, &mut again, &opts(dir.path(), true), &mut p, &mut Vec::new()).unwrap();
+        assert_eq!(again.0, vec!["3".to_string()]);
+        assert_eq!(answers.len(), 6);
     }
 }
