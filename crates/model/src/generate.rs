@@ -48,7 +48,8 @@ pub fn generate(decoder: &TextDecoder, prefill_embeds: Tensor<3>, prefill: &Atte
     let [b, s, _] = prefill_embeds.dims();
     let vocab = decoder.config().vocab_size;
     if let Sampling::Sample { temperature, top_p, .. } = opts.sampling {
-        if !(temperature >= 0.0 && temperature.is_finite()) || !(top_p > 0.0 && top_p <= 1.0) {
+        let valid = temperature.is_finite() && temperature >= 0.0 && top_p > 0.0 && top_p <= 1.0;
+        if !valid {
             return Err(ModelError::Input(format!("sampling needs temperature ≥ 0 and 0 < top_p ≤ 1, got {temperature} and {top_p}")));
         }
     }

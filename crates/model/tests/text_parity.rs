@@ -109,9 +109,10 @@ fn check_all(device: &Device, abs: f32, rel: f32) {
         compare(&name, &prompt_logits(&lm, &case, device), &case, abs, rel);
         let got = greedy(&lm, &case, device);
         let n = case.generated.0[1];
-        for r in 0..case.b {
+        assert_eq!(got.len(), case.b, "{name}: rows");
+        for (r, row) in got.iter().enumerate() {
             let want: Vec<u32> = case.generated.1[r * n..(r + 1) * n].iter().map(|&t| t as u32).collect();
-            assert_eq!(got[r], want, "{name}: greedy tokens of row {r}");
+            assert_eq!(row, &want, "{name}: greedy tokens of row {r}");
         }
         eprintln!("{name}: greedy tokens identical ({} rows × {n})", case.b);
     }

@@ -355,7 +355,9 @@ impl TextDecoder {
 
     /// An empty cache for `batch` rows.
     pub fn new_cache(&self, batch: usize) -> KvCache {
-        let windows = (0..self.config.num_hidden_layers).map(|i| self.config.is_sliding(i).then(|| self.config.sliding_window).flatten()).collect();
+        let windows = (0..self.config.num_hidden_layers)
+            .map(|i| if self.config.is_sliding(i) { self.config.sliding_window } else { None })
+            .collect();
         KvCache::new(batch, windows)
     }
 

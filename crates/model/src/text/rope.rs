@@ -108,18 +108,18 @@ mod tests {
     fn frequencies_equal_transformers() {
         // transformers 4.57 ROPE_INIT_FUNCTIONS (float32), head_dim 16.
         let default = inv_freq(&Rope { theta: 10_000.0, scaling: RopeScaling::Default }, 16);
-        let want = [1.0, 0.316_227_76, 0.100_000_001_5, 0.031_622_779, 0.009_999_999_8, 0.003_162_277_9, 0.001_000_000_05, 0.000_316_227_79];
+        let want: [f64; 8] = [1.0, 0.316_227_76, 0.100_000_001_5, 0.031_622_779, 0.009_999_999_8, 0.003_162_277_9, 0.001_000_000_05, 0.000_316_227_79];
         for (a, b) in default.iter().zip(want) {
-            assert!((a - b).abs() <= 1e-7 * b, "{a} vs {b}");
+            assert!((f64::from(*a) - b).abs() <= 1e-7 * b, "{a} vs {b}");
         }
         // llama3 with factor 8, low 1, high 4, original 64: index 0 kept, 1 on the ramp, the rest / 8.
         let rope = Rope {
             theta: 500_000.0,
             scaling: RopeScaling::Llama3 { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 64.0 },
         };
-        let want = [1.0, 0.079_403_013, 0.004_700_753_8, 0.000_911_583_13, 0.000_176_776_68, 3.428_102_4e-5, 6.647_869_7e-6, 1.289_173_2e-6];
+        let want: [f64; 8] = [1.0, 0.079_403_013, 0.004_700_753_8, 0.000_911_583_13, 0.000_176_776_68, 3.428_102_4e-5, 6.647_869_7e-6, 1.289_173_2e-6];
         for (a, b) in inv_freq(&rope, 16).iter().zip(want) {
-            assert!((a - b).abs() <= 2e-7 * b, "{a} vs {b}");
+            assert!((f64::from(*a) - b).abs() <= 2e-7 * b, "{a} vs {b}");
         }
     }
 
