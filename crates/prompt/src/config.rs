@@ -121,7 +121,10 @@ impl SpecialTokens {
                 }
             }
         }
-        if let Some(list) = obj.get("additional_special_tokens").and_then(Value::as_array) {
+        if let Some(list) = obj
+            .get("additional_special_tokens")
+            .and_then(Value::as_array)
+        {
             self.additional = list.iter().filter_map(token_string).collect();
         }
         match obj.get("extra_special_tokens") {

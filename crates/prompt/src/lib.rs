@@ -35,6 +35,5 @@ pub use processor::{Batch, Encoded, ImageTokens, Processor};
 pub use template::{ChatTemplate, Content, ContentPart, Message};
 pub use tokenizer::{clean_up_tokenization, Tokenizer};
 pub use vqa::{
-    ct_user_message, format_question, option_letter, vqa_user_message,
-    MULTIPLE_CHOICE_INSTRUCTION,
+    ct_user_message, format_question, option_letter, vqa_user_message, MULTIPLE_CHOICE_INSTRUCTION,
 };

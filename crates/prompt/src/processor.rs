@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::config::{config_err, read_json_opt, GenerationDefaults, SpecialTokens, StopTokens, TokenizerConfig};
+use crate::config::{
+    config_err, read_json_opt, GenerationDefaults, SpecialTokens, StopTokens, TokenizerConfig,
+};
 use crate::error::{PromptError, Result};
 use crate::template::{ChatTemplate, Message};
 use crate::tokenizer::Tokenizer;
@@ -110,8 +112,21 @@ impl Processor {
         let proc_path = dir.join("processor_config.json");
         let proc_cfg = read_json_opt(&proc_path)?.unwrap_or(Value::Null);
         let images = match model_type.as_str() {
-            "gemma3" => gemma3_tokens(&tokenizer, &tokenizer_config.special, &config, &cfg_path, &proc_cfg)?,
-            "llava" => llava_tokens(dir, &tokenizer, &tokenizer_config.special, &config, &cfg_path, &proc_cfg)?,
+            "gemma3" => gemma3_tokens(
+                &tokenizer,
+                &tokenizer_config.special,
+                &config,
+                &cfg_path,
+                &proc_cfg,
+            )?,
+            "llava" => llava_tokens(
+                dir,
+                &tokenizer,
+                &tokenizer_config.special,
+                &config,
+                &cfg_path,
+                &proc_cfg,
+            )?,
             _ => ImageTokens::None,
         };
         let pad_token_id = match tokenizer_config.special.pad() {
@@ -171,7 +186,12 @@ impl Processor {
     /// Replaces each image placeholder of `text` by the model's image token sequence (see
     /// [`ImageTokens`]). The number of placeholders must equal `num_images`
     /// (`prompt_index` only labels the error). A text-only model accepts no images.
-    pub fn expand_images(&self, text: &str, num_images: usize, prompt_index: usize) -> Result<String> {
+    pub fn expand_images(
+        &self,
+        text: &str,
+        num_images: usize,
+        prompt_index: usize,
+    ) -> Result<String> {
         let (placeholder, replacement) = match &self.images {
             ImageTokens::Gemma3 {
                 boi,
@@ -181,7 +201,10 @@ impl Processor {
                 ..
             } => (
                 boi,
-                format!("\n\n{boi}{}{eoi}\n\n", image_token.repeat(*tokens_per_image)),
+                format!(
+                    "\n\n{boi}{}{eoi}\n\n",
+                    image_token.repeat(*tokens_per_image)
+                ),
             ),
             ImageTokens::Llava {
                 image_token,
@@ -216,7 +239,12 @@ impl Processor {
     /// `tokenizer(text, add_special_tokens=..)` (transformers' processors default to true,
     /// which puts a second `<bos>` before a template that already starts with one; see
     /// [`Processor::encode_chat`] for what `apply_chat_template(tokenize=True)` does).
-    pub fn encode(&self, text: &str, num_images: usize, add_special_tokens: bool) -> Result<Encoded> {
+    pub fn encode(
+        &self,
+        text: &str,
+        num_images: usize,
+        add_special_tokens: bool,
+    ) -> Result<Encoded> {
         self.encode_indexed(text, num_images, add_special_tokens, 0)
     }
 
@@ -276,10 +304,17 @@ impl Processor {
     /// the images from the messages' `{"type": "image"}` parts. As transformers'
     /// `apply_chat_template(..., tokenize=True)` does, special tokens are not added again when
     /// the rendered text already starts with the `bos_token`. Returns the rendered text too.
-    pub fn encode_chat(&self, messages: &[Message], add_generation_prompt: bool) -> Result<(String, Encoded)> {
-        let template = self.template.as_ref().ok_or_else(|| PromptError::NoChatTemplate {
-            dir: self.dir.clone(),
-        })?;
+    pub fn encode_chat(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<(String, Encoded)> {
+        let template = self
+            .template
+            .as_ref()
+            .ok_or_else(|| PromptError::NoChatTemplate {
+                dir: self.dir.clone(),
+            })?;
         let text = template.render(messages, add_generation_prompt)?;
         let num_images = messages.iter().map(Message::image_count).sum();
         let add_special = !self
@@ -292,7 +327,12 @@ impl Processor {
 
     /// Tokenises several prompts (`image_counts[i]` images in `texts[i]`) and left-pads them
     /// into one [`Batch`].
-    pub fn encode_batch(&self, texts: &[&str], image_counts: &[usize], add_special_tokens: bool) -> Result<Batch> {
+    pub fn encode_batch(
+        &self,
+        texts: &[&str],
+        image_counts: &[usize],
+        add_special_tokens: bool,
+    ) -> Result<Batch> {
         if texts.len() != image_counts.len() {
             return Err(PromptError::BatchShape {
                 texts: texts.len(),
@@ -343,7 +383,7 @@ impl Processor {
                 let mut t = vec![0; n];
                 match &row.token_type_ids {
                     Some(tt) => t.extend(tt),
-                    None => t.extend(std::iter::repeat(0).take(row.input_ids.len())),
+                    None => t.extend(std::iter::repeat_n(0, row.input_ids.len())),
                 }
                 types.push(t);
             }
@@ -365,9 +405,18 @@ fn gemma3_tokens(
 ) -> Result<ImageTokens> {
     // The published Gemma 3 tokenizer_config.json names these as extra special tokens; the
     // defaults are the same strings, for folders written without them.
-    let boi = special.get("boi_token").unwrap_or("<start_of_image>").to_owned();
-    let eoi = special.get("eoi_token").unwrap_or("<end_of_image>").to_owned();
-    let image_token = special.get("image_token").unwrap_or("<image_soft_token>").to_owned();
+    let boi = special
+        .get("boi_token")
+        .unwrap_or("<start_of_image>")
+        .to_owned();
+    let eoi = special
+        .get("eoi_token")
+        .unwrap_or("<end_of_image>")
+        .to_owned();
+    let image_token = special
+        .get("image_token")
+        .unwrap_or("<image_soft_token>")
+        .to_owned();
     let image_token_id = tokenizer.require_id(&image_token, "image_token")?;
     tokenizer.require_id(&boi, "boi_token")?;
     tokenizer.require_id(&eoi, "eoi_token")?;
@@ -424,18 +473,30 @@ fn llava_tokens(
     let patch = get_usize(proc_cfg, "patch_size")
         .or_else(|| get_usize(vision, "patch_size"))
         .filter(|&p| p > 0)
-        .ok_or_else(|| config_err(&proc_path, "patch_size unknown (processor_config.json or config.json vision_config)"))?;
+        .ok_or_else(|| {
+            config_err(
+                &proc_path,
+                "patch_size unknown (processor_config.json or config.json vision_config)",
+            )
+        })?;
     let additional = get_usize(proc_cfg, "num_additional_image_tokens").unwrap_or(0);
     let strategy = proc_cfg
         .get("vision_feature_select_strategy")
         .and_then(Value::as_str)
-        .or_else(|| config.get("vision_feature_select_strategy").and_then(Value::as_str))
+        .or_else(|| {
+            config
+                .get("vision_feature_select_strategy")
+                .and_then(Value::as_str)
+        })
         .unwrap_or("default");
     let (h, w) = llava_image_size(dir, vision, cfg_path)?;
     let mut tokens = (h / patch) * (w / patch) + additional;
     if strategy == "default" {
         tokens = tokens.checked_sub(1).ok_or_else(|| {
-            config_err(&proc_path, "strategy \"default\" drops one token but the image has none")
+            config_err(
+                &proc_path,
+                "strategy \"default\" drops one token but the image has none",
+            )
         })?;
     }
     Ok(ImageTokens::Llava {
@@ -455,14 +516,21 @@ fn llava_image_size(dir: &Path, vision: &Value, cfg_path: &Path) -> Result<(usiz
         if let Some(n) = v.as_u64() {
             return Some((n as usize, n as usize));
         }
-        match (get_usize(v, "height"), get_usize(v, "width"), get_usize(v, "shortest_edge")) {
+        match (
+            get_usize(v, "height"),
+            get_usize(v, "width"),
+            get_usize(v, "shortest_edge"),
+        ) {
             (Some(h), Some(w), _) => Some((h, w)),
             (_, _, Some(s)) => Some((s, s)),
             _ => None,
         }
     };
     if let Some(pre) = read_json_opt(&pre_path)? {
-        let crop = pre.get("do_center_crop").and_then(Value::as_bool).unwrap_or(true);
+        let crop = pre
+            .get("do_center_crop")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
         if crop {
             if let Some(s) = pre.get("crop_size").and_then(hw) {
                 return Ok(s);

@@ -187,7 +187,11 @@ pub(crate) fn float_repr(x: f64) -> String {
             out.push('.');
             out.push_str(&digits[1..]);
         }
-        out.push_str(&format!("e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs()));
+        out.push_str(&format!(
+            "e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        ));
     }
     out
 }
@@ -344,7 +348,8 @@ mod tests {
 
     #[test]
     fn dumps_matches_python_separators_and_escapes() {
-        let v = Value::from_serialize(serde_json::json!({"a": [1, 2.5, null, true], "b": "é\"\n<"}));
+        let v =
+            Value::from_serialize(serde_json::json!({"a": [1, 2.5, null, true], "b": "é\"\n<"}));
         // json.dumps({"a": [1, 2.5, None, True], "b": "é\"\n<"}, ensure_ascii=False)
         assert_eq!(
             dumps(&v, &JsonStyle::new(None)).unwrap(),
@@ -358,20 +363,35 @@ mod tests {
         let mut ascii = JsonStyle::new(None);
         ascii.ensure_ascii = true;
         // json.dumps("é😀") == '"\\u00e9\\ud83d\\ude00"'
-        assert_eq!(dumps(&Value::from("é😀"), &ascii).unwrap(), r#""\u00e9\ud83d\ude00""#);
+        assert_eq!(
+            dumps(&Value::from("é😀"), &ascii).unwrap(),
+            r#""\u00e9\ud83d\ude00""#
+        );
     }
 
     #[test]
     fn civil_dates() {
         // date -u -d @0, @951782400 (2000-02-29), @1704067199 (2023-12-31 23:59:59)
         let d = DateTime::from_unix(0);
-        assert_eq!((d.year, d.month, d.day, d.weekday, d.yday), (1970, 1, 1, 3, 1));
+        assert_eq!(
+            (d.year, d.month, d.day, d.weekday, d.yday),
+            (1970, 1, 1, 3, 1)
+        );
         let d = DateTime::from_unix(951_782_400);
-        assert_eq!((d.year, d.month, d.day, d.weekday, d.yday), (2000, 2, 29, 1, 60));
+        assert_eq!(
+            (d.year, d.month, d.day, d.weekday, d.yday),
+            (2000, 2, 29, 1, 60)
+        );
         let d = DateTime::from_unix(1_704_067_199);
-        assert_eq!((d.year, d.month, d.day, d.hour, d.minute, d.second), (2023, 12, 31, 23, 59, 59));
+        assert_eq!(
+            (d.year, d.month, d.day, d.hour, d.minute, d.second),
+            (2023, 12, 31, 23, 59, 59)
+        );
         assert_eq!(d.yday, 365);
         // Python: datetime(2023,12,31,23,59,59).strftime("%d %b %Y %a %I%p %j %-m %%")
-        assert_eq!(d.strftime("%d %b %Y %a %I%p %j %-m %%"), "31 Dec 2023 Sun 11PM 365 12 %");
+        assert_eq!(
+            d.strftime("%d %b %Y %a %I%p %j %-m %%"),
+            "31 Dec 2023 Sun 11PM 365 12 %"
+        );
     }
 }

@@ -91,15 +91,17 @@ impl Message {
             Some(serde_json::Value::Array(parts)) => Content::Parts(
                 parts
                     .iter()
-                    .map(|p| match p.get("type").and_then(serde_json::Value::as_str) {
-                        Some("image") => Ok(ContentPart::Image),
-                        Some("text") => p
-                            .get("text")
-                            .and_then(serde_json::Value::as_str)
-                            .map(|t| ContentPart::Text(t.to_owned()))
-                            .ok_or_else(|| "text part without a string \"text\"".to_owned()),
-                        other => Err(format!("unsupported content part type {other:?}")),
-                    })
+                    .map(
+                        |p| match p.get("type").and_then(serde_json::Value::as_str) {
+                            Some("image") => Ok(ContentPart::Image),
+                            Some("text") => p
+                                .get("text")
+                                .and_then(serde_json::Value::as_str)
+                                .map(|t| ContentPart::Text(t.to_owned()))
+                                .ok_or_else(|| "text part without a string \"text\"".to_owned()),
+                            other => Err(format!("unsupported content part type {other:?}")),
+                        },
+                    )
                     .collect::<std::result::Result<_, _>>()?,
             ),
             _ => return Err("message \"content\" must be a string or a list of parts".into()),
@@ -154,9 +156,15 @@ impl ChatTemplate {
             }
             Ok(())
         });
-        env.add_function("raise_exception", |message: String| -> std::result::Result<Value, Error> {
-            Err(Error::new(ErrorKind::InvalidOperation, format!("{RAISED}{message}")))
-        });
+        env.add_function(
+            "raise_exception",
+            |message: String| -> std::result::Result<Value, Error> {
+                Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("{RAISED}{message}"),
+                ))
+            },
+        );
         env.add_function("strftime_now", |format: String| -> String {
             // Python's datetime.now() is local time; this machine's templates get UTC.
             let secs = std::time::SystemTime::now()
@@ -189,7 +197,9 @@ impl ChatTemplate {
     pub fn load(dir: &Path, special: SpecialTokens, name: Option<&str>) -> Result<ChatTemplate> {
         let wanted = name.unwrap_or("default");
         if wanted != "default" {
-            let p = dir.join("additional_chat_templates").join(format!("{wanted}.jinja"));
+            let p = dir
+                .join("additional_chat_templates")
+                .join(format!("{wanted}.jinja"));
             if let Some(src) = read_text_opt(&p)? {
                 return ChatTemplate::new(&p.display().to_string(), &src, special);
             }
@@ -229,7 +239,11 @@ impl ChatTemplate {
             None => Err(PromptError::NoSuchTemplate {
                 source_name,
                 name: wanted.to_owned(),
-                available: list.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+                available: list
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             }),
         }
     }
@@ -254,7 +268,11 @@ impl ChatTemplate {
     /// `apply_chat_template(messages, add_generation_prompt=.., tokenize=False)`.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
         let values: Vec<Value> = messages.iter().map(message_value).collect();
-        self.render_value(Value::from(values), add_generation_prompt, &serde_json::Map::new())
+        self.render_value(
+            Value::from(values),
+            add_generation_prompt,
+            &serde_json::Map::new(),
+        )
     }
 
     /// Renders messages given in HuggingFace's JSON form, with extra template variables
@@ -269,7 +287,11 @@ impl ChatTemplate {
         add_generation_prompt: bool,
         extra: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<String> {
-        self.render_value(Value::from_serialize(messages), add_generation_prompt, extra)
+        self.render_value(
+            Value::from_serialize(messages),
+            add_generation_prompt,
+            extra,
+        )
     }
 
     fn render_value(
@@ -282,7 +304,10 @@ impl ChatTemplate {
         ctx.insert("messages".into(), messages);
         ctx.insert("tools".into(), Value::from(()));
         ctx.insert("documents".into(), Value::from(()));
-        ctx.insert("add_generation_prompt".into(), Value::from(add_generation_prompt));
+        ctx.insert(
+            "add_generation_prompt".into(),
+            Value::from(add_generation_prompt),
+        );
         for (k, v) in extra {
             ctx.insert(k.clone(), Value::from_serialize(v));
         }
@@ -290,13 +315,17 @@ impl ChatTemplate {
             ctx.insert(k.clone(), Value::from(v.as_str()));
         }
         if !self.special.additional.is_empty() {
-            ctx.insert("additional_special_tokens".into(), Value::from_serialize(&self.special.additional));
+            ctx.insert(
+                "additional_special_tokens".into(),
+                Value::from_serialize(&self.special.additional),
+            );
         }
         let tmpl = self
             .env
             .get_template("chat_template")
             .map_err(|e| self.render_error(&e))?;
-        tmpl.render(Value::from(ctx)).map_err(|e| self.render_error(&e))
+        tmpl.render(Value::from(ctx))
+            .map_err(|e| self.render_error(&e))
     }
 
     fn render_error(&self, e: &Error) -> PromptError {
@@ -331,7 +360,10 @@ impl Object for OrderedMap {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
@@ -341,7 +373,10 @@ impl Object for OrderedMap {
 
 fn ordered(pairs: Vec<(&str, Value)>) -> Value {
     Value::from_object(OrderedMap(
-        pairs.into_iter().map(|(k, v)| (Value::from(k), v)).collect(),
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect(),
     ))
 }
 
@@ -363,7 +398,10 @@ fn message_value(m: &Message) -> Value {
                 .collect::<Vec<_>>(),
         ),
     };
-    ordered(vec![("role", Value::from(m.role.as_str())), ("content", content)])
+    ordered(vec![
+        ("role", Value::from(m.role.as_str())),
+        ("content", content),
+    ])
 }
 
 /// A minijinja error with its line, and its causes.
@@ -380,7 +418,11 @@ fn describe(e: &Error) -> String {
 
 /// transformers' `tojson`: `json.dumps(x, ensure_ascii=False, indent=None, separators=None,
 /// sort_keys=False)`, without Jinja's HTML escaping.
-fn tojson(value: Value, indent: Option<Value>, kwargs: Kwargs) -> std::result::Result<Value, Error> {
+fn tojson(
+    value: Value,
+    indent: Option<Value>,
+    kwargs: Kwargs,
+) -> std::result::Result<Value, Error> {
     let indent = match kwargs.get::<Option<Value>>("indent")?.or(indent) {
         None => None,
         Some(v) if v.is_none() => None,
@@ -470,7 +512,10 @@ fn rewrite_generation_tag(tag: &str) -> Option<(String, usize)> {
         return None;
     }
     let consumed = tag.len() - after_marker.len() + 2;
-    Some((format!("{{%{open_marker} {replacement} {close_marker}%}}"), consumed))
+    Some((
+        format!("{{%{open_marker} {replacement} {close_marker}%}}"),
+        consumed,
+    ))
 }
 
 #[cfg(test)]
@@ -497,7 +542,10 @@ mod tests {
         let src = "{{ bos_token }}\n  {% for m in messages %}\n{{ m.content }}\n  {% endfor %}\n";
         let t = ChatTemplate::new("t", src, special()).unwrap();
         let out = t
-            .render(&[Message::text("user", "A"), Message::text("user", "B")], false)
+            .render(
+                &[Message::text("user", "A"), Message::text("user", "B")],
+                false,
+            )
             .unwrap();
         assert_eq!(out, "<s>\nA\nB\n");
     }
@@ -518,8 +566,16 @@ mod tests {
     #[test]
     fn messages_keep_python_dict_order() {
         // Jinja2 + transformers' tojson: {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "q"}]}
-        let t = ChatTemplate::new("t", "{{ messages[0] | tojson }}|{% for k, v in messages[0].items() %}{{ k }},{% endfor %}", special()).unwrap();
-        let m = Message::parts("user", vec![ContentPart::Image, ContentPart::Text("q".into())]);
+        let t = ChatTemplate::new(
+            "t",
+            "{{ messages[0] | tojson }}|{% for k, v in messages[0].items() %}{{ k }},{% endfor %}",
+            special(),
+        )
+        .unwrap();
+        let m = Message::parts(
+            "user",
+            vec![ContentPart::Image, ContentPart::Text("q".into())],
+        );
         assert_eq!(
             t.render(&[m], false).unwrap(),
             r#"{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "q"}]}|role,content,"#
@@ -542,6 +598,9 @@ mod tests {
     fn syntax_error_names_the_template() {
         let err = ChatTemplate::new("dir/chat_template.jinja", "{% for %}", special()).unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("chat template dir/chat_template.jinja: syntax error"), "{text}");
+        assert!(
+            text.starts_with("chat template dir/chat_template.jinja: syntax error"),
+            "{text}"
+        );
     }
 }

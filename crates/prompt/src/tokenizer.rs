@@ -152,11 +152,13 @@ fn bos_eos_template(
             path: path.with_file_name("tokenizer_config.json"),
             message: format!("add_{role} is true but no {role} is set"),
         })?;
-        let id = inner.token_to_id(tok).ok_or_else(|| PromptError::UnknownToken {
-            path: path.to_path_buf(),
-            token: tok.to_owned(),
-            role,
-        })?;
+        let id = inner
+            .token_to_id(tok)
+            .ok_or_else(|| PromptError::UnknownToken {
+                path: path.to_path_buf(),
+                token: tok.to_owned(),
+                role,
+            })?;
         Ok((tok.to_owned(), id))
     };
     let bos = if add_bos {

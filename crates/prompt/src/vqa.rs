@@ -89,7 +89,10 @@ mod tests {
 
     #[test]
     fn letters() {
-        let got: Vec<String> = [0, 1, 25, 26, 27, 51, 52].iter().map(|&i| option_letter(i)).collect();
+        let got: Vec<String> = [0, 1, 25, 26, 27, 51, 52]
+            .iter()
+            .map(|&i| option_letter(i))
+            .collect();
         assert_eq!(got, ["A", "B", "Z", "AA", "AB", "AZ", "BA"]);
     }
 

@@ -17,9 +17,12 @@ fn template_features_match_transformers() {
         let name = case["name"].as_str().unwrap();
         let mut special = SpecialTokens::default();
         for (k, v) in case["special_tokens"].as_object().unwrap() {
-            special.named.insert(k.clone(), v.as_str().unwrap().to_owned());
+            special
+                .named
+                .insert(k.clone(), v.as_str().unwrap().to_owned());
         }
-        let template = ChatTemplate::new(name, case["template"].as_str().unwrap(), special).unwrap();
+        let template =
+            ChatTemplate::new(name, case["template"].as_str().unwrap(), special).unwrap();
         let messages: Vec<Message> = case["messages"]
             .as_array()
             .unwrap()
