@@ -43,6 +43,9 @@ pub enum RopeScaling {
     /// `llama3`: low frequencies divided by `factor`, high ones kept, a smooth ramp between
     /// (Llama 3.1 `_compute_llama3_parameters`).
     Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max_position_embeddings: f64 },
+    /// `dynamic` (NTK-aware): beyond `max_position_embeddings` the base grows with the longest
+    /// position of the forward pass (`_compute_dynamic_ntk_parameters`); within it, `default`.
+    Dynamic { factor: f64, max_position_embeddings: f64 },
 }
 
 /// RoPE of one layer type.
@@ -425,6 +428,7 @@ fn rope_from(v: &Value, theta: f64, max_pos: usize, name: &str) -> std::result::
     let scaling = match kind {
         "default" => RopeScaling::Default,
         "linear" => RopeScaling::Linear { factor: factor()? },
+        "dynamic" => RopeScaling::Dynamic { factor: factor()?, max_position_embeddings: max_pos as f64 },
         "llama3" => RopeScaling::Llama3 {
             factor: factor()?,
             low_freq_factor: o.f64("low_freq_factor", 1.0)?,
@@ -432,7 +436,7 @@ fn rope_from(v: &Value, theta: f64, max_pos: usize, name: &str) -> std::result::
             original_max_position_embeddings: o.f64("original_max_position_embeddings", max_pos as f64)?,
         },
         other => {
-            return Err(format!("`{name}`: rope_type `{other}` is not supported (supported: default, linear, llama3)"));
+            return Err(format!("`{name}`: rope_type `{other}` is not supported (supported: default, linear, llama3, dynamic)"));
         }
     };
     if let RopeScaling::Llama3 { low_freq_factor, high_freq_factor, .. } = scaling {
@@ -515,6 +519,12 @@ mod tests {
         assert!(!v4.tie_word_embeddings && !v4.qkv_bias);
         assert!(v4.layer_types.iter().all(|t| *t == LayerType::Full));
         assert_eq!(v4.sliding_window, None);
+    }
+
+    #[test]
+    fn dynamic_scaling_records_the_trained_length() {
+        let cfg = parse_str(r#"{"model_type":"llama","max_position_embeddings":8,"rope_scaling":{"type":"dynamic","factor":2.0}}"#).unwrap();
+        assert_eq!(cfg.rope_global.scaling, RopeScaling::Dynamic { factor: 2.0, max_position_embeddings: 8.0 });
     }
 
     #[test]

@@ -378,12 +378,13 @@ impl TextDecoder {
         let past = cache.seq_len();
         attn.check(b, s, past)?;
         let device = embeds.device();
-        let (cos, sin) = rope::tables(&self.inv_freq_global, &attn.position_ids, &device);
-        let (local_cos, local_sin) = if self.inv_freq_local == self.inv_freq_global {
-            (cos.clone(), sin.clone())
-        } else {
-            rope::tables(&self.inv_freq_local, &attn.position_ids, &device)
-        };
+        let max_position = attn.position_ids.iter().flatten().copied().max().unwrap_or(0);
+        let global = rope::inv_freq_for(&cfg.rope_global, cfg.head_dim, max_position);
+        let local = rope::inv_freq_for(&cfg.rope_local, cfg.head_dim, max_position);
+        let global = global.as_deref().unwrap_or(&self.inv_freq_global);
+        let local = local.as_deref().unwrap_or(&self.inv_freq_local);
+        let (cos, sin) = rope::tables(global, &attn.position_ids, &device);
+        let (local_cos, local_sin) = if local == global { (cos.clone(), sin.clone()) } else { rope::tables(local, &attn.position_ids, &device) };
         let tables = RopeTables { cos, sin, local_cos, local_sin };
         let mut masks = Masks { full: None, sliding: None };
         for (i, layer) in self.layers.iter().enumerate() {

@@ -16,15 +16,9 @@ use super::config::{Rope, RopeScaling};
 /// `original_max / low_freq_factor` are divided by the factor, shorter than
 /// `original_max / high_freq_factor` are kept, and a linear ramp in between.
 pub fn inv_freq(rope: &Rope, head_dim: usize) -> Vec<f32> {
-    // transformers: 1 / (base ** (arange(0, dim, 2).float() / dim)) in float32.
-    let base: Vec<f32> = (0..head_dim / 2)
-        .map(|i| {
-            let exponent = (2 * i) as f32 / head_dim as f32;
-            1.0 / (rope.theta as f32).powf(exponent)
-        })
-        .collect();
+    let base = default_inv_freq(rope.theta as f32, head_dim);
     match rope.scaling {
-        RopeScaling::Default => base,
+        RopeScaling::Default | RopeScaling::Dynamic { .. } => base,
         RopeScaling::Linear { factor } => base.into_iter().map(|f| f / factor as f32).collect(),
         RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings: old } => {
             let (factor, low, high, old) = (factor as f32, low_freq_factor as f32, high_freq_factor as f32, old as f32);
@@ -44,6 +38,35 @@ pub fn inv_freq(rope: &Rope, head_dim: usize) -> Vec<f32> {
                 .collect()
         }
     }
+}
+
+/// transformers: 1 / (base ** (arange(0, dim, 2).float() / dim)) in float32.
+fn default_inv_freq(theta: f32, head_dim: usize) -> Vec<f32> {
+    (0..head_dim / 2)
+        .map(|i| {
+            let exponent = (2 * i) as f32 / head_dim as f32;
+            1.0 / theta.powf(exponent)
+        })
+        .collect()
+}
+
+/// Inverse frequencies for a forward pass whose largest position is `max_position`: differs
+/// from [`inv_freq`] only for `dynamic` scaling past the trained length, where transformers
+/// recomputes them with seq_len = max_position + 1 (`dynamic_frequency_update`) and
+/// base' = base · (factor·seq_len/max_len − (factor − 1))^(d/(d−2)), in float32.
+/// (transformers keeps a grown table until a pass falls back under the trained length; a
+/// fresh pass per prompt, as generation makes, sees the same numbers.)
+pub fn inv_freq_for(rope: &Rope, head_dim: usize, max_position: i64) -> Option<Vec<f32>> {
+    let RopeScaling::Dynamic { factor, max_position_embeddings } = rope.scaling else {
+        return None;
+    };
+    let seq_len = max_position + 1;
+    if (seq_len as f64) <= max_position_embeddings {
+        return None;
+    }
+    let (factor, max_len, d) = (factor as f32, max_position_embeddings as f32, head_dim as f32);
+    let grown = (factor * seq_len as f32 / max_len - (factor - 1.0)).powf(d / (d - 2.0));
+    Some(default_inv_freq(rope.theta as f32 * grown, head_dim))
 }
 
 /// cos and sin for every (row, new token), `[b, 1, s, head_dim]` each (the two halves repeat,
@@ -119,6 +142,19 @@ mod tests {
         };
         let want: [f64; 8] = [1.0, 0.079_403_013, 0.004_700_753_8, 0.000_911_583_13, 0.000_176_776_68, 3.428_102_4e-5, 6.647_869_7e-6, 1.289_173_2e-6];
         for (a, b) in inv_freq(&rope, 16).iter().zip(want) {
+            assert!((f64::from(*a) - b).abs() <= 2e-7 * b, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn dynamic_grows_the_base_only_past_the_trained_length() {
+        // transformers 4.57 `_compute_dynamic_ntk_parameters`, head_dim 8, factor 2, trained
+        // length 8, seq_len 11 (largest position 10).
+        let rope = Rope { theta: 10_000.0, scaling: RopeScaling::Dynamic { factor: 2.0, max_position_embeddings: 8.0 } };
+        assert_eq!(inv_freq_for(&rope, 8, 7), None);
+        assert_eq!(inv_freq(&rope, 8), inv_freq(&Rope { theta: 10_000.0, scaling: RopeScaling::Default }, 8));
+        let want: [f64; 4] = [1.0, 0.082_982_651_889_324_19, 0.006_886_120_419_949_293, 0.000_571_428_507_100_790_7];
+        for (a, b) in inv_freq_for(&rope, 8, 10).unwrap().iter().zip(want) {
             assert!((f64::from(*a) - b).abs() <= 2e-7 * b, "{a} vs {b}");
         }
     }
