@@ -322,12 +322,9 @@ fn parse(root: &Value) -> std::result::Result<TextConfig, String> {
         "mistral" => (false, false),
         _ => (attention_bias, attention_bias),
     };
-    // Tied by default for Gemma 3 only; a VLM may state it at the top level.
-    let tie_default = gemma;
-    let tie_word_embeddings = match o.get("tie_word_embeddings") {
-        Some(Value::Bool(b)) => *b,
-        _ => Obj(root).bool("tie_word_embeddings", tie_default)?,
-    };
+    // transformers ties by `get_text_config(decoder=True).tie_word_embeddings`: the text
+    // config's own key, else its class default (true for Gemma 3 only), never the VLM's.
+    let tie_word_embeddings = o.bool("tie_word_embeddings", gemma)?;
     let (d_bos, d_eos, d_pad) = match text_type {
         "gemma3_text" | "gemma3" => (Some(2), Some(1), Some(0)),
         "qwen2" => (None, None, None),
@@ -549,6 +546,9 @@ mod tests {
         let cfg = parse_str(r#"{"model_type":"llava","text_config":{"hidden_size":64,"num_attention_heads":4,"eos_token_id":[2,7]}}"#).unwrap();
         assert_eq!(cfg.model_type, "llama");
         assert_eq!(cfg.eos_token_ids, vec![2, 7]);
+        // The VLM's own key does not tie the text model's head.
+        let cfg = parse_str(r#"{"model_type":"llava","tie_word_embeddings":true,"text_config":{"hidden_size":64,"num_attention_heads":4}}"#).unwrap();
+        assert!(!cfg.tie_word_embeddings);
     }
 
     #[test]
