@@ -9,6 +9,8 @@ use medvqa_ingest::model_input::{HfOptions, Pipeline};
 use medvqa_ingest::pipeline::{self, Options};
 use medvqa_model::tensor_io::TensorWriter;
 
+use crate::usage::UsageError;
+
 /// The `debug` subcommands.
 #[derive(clap::Subcommand)]
 pub enum DebugCommand {
@@ -31,7 +33,7 @@ pub fn run(cmd: DebugCommand) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("medvqa debug {name}: {}", message(&e));
-            e.downcast_ref::<UsageError>().map_or(1, |_| 2)
+            crate::usage::exit_code(&e)
         }
     }
 }
@@ -49,18 +51,6 @@ fn message(e: &anyhow::Error) -> String {
     }
     out
 }
-
-/// A refusal caused by the command line rather than by the inputs (exit code 2).
-#[derive(Debug)]
-pub(crate) struct UsageError(pub(crate) String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
 
 #[derive(clap::Args)]
 pub struct PreprocessArgs {

@@ -18,6 +18,8 @@ use medvqa_model::vision::VisionTransformer;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::usage::{usage, UsageError};
+
 #[derive(clap::Args)]
 pub struct EncodeArgs {
     /// Checkpoint folder: config.json, model.safetensors (or shards) and preprocessor_config.json
@@ -56,21 +58,6 @@ pub struct EncodeArgs {
     pub overwrite: bool,
 }
 
-/// A refusal caused by the command line or the model folder, before any input is read (exit 2).
-#[derive(Debug)]
-struct UsageError(String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
-
-fn usage(msg: impl Into<String>) -> anyhow::Error {
-    UsageError(msg.into()).into()
-}
 
 /// Exit codes: 0 every input encoded; 1 some inputs failed (listed in FILE.errors.jsonl, the rest
 /// encoded) or the outputs could not be written; 2 the run could not start (no inputs, a missing

@@ -56,9 +56,22 @@ pub struct ScoreArgs {
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
-    /// The model: baseline:majority | baseline:yes.
+    /// The model: a model folder (Gemma 3 / MedGemma, LLaVA, or a text-only decoder; see
+    /// `medvqa ask`), or a built-in baseline: baseline:majority | baseline:yes.
     #[arg(long)]
     pub model: String,
+    /// auto | wgpu | vulkan | metal | dx12 | cpu (model folders).
+    #[arg(long, default_value = "auto")]
+    pub device: medvqa_model::device::DeviceChoice,
+    /// Upper bound on generated tokens per open question (model folders).
+    #[arg(long, default_value_t = 64)]
+    pub max_new_tokens: usize,
+    /// Generate answers to closed yes/no questions too, instead of scoring "yes" against "no".
+    #[arg(long)]
+    pub generate_closed: bool,
+    /// Slices kept of a volume (MedGemma 1.5 recipe).
+    #[arg(long, default_value_t = 85)]
+    pub max_slices: usize,
     #[command(flatten)]
     pub data: DatasetArgs,
     /// Folder the dataset's image paths are relative to.
@@ -200,6 +213,50 @@ pub fn score(args: ScoreArgs) -> i32 {
     })())
 }
 
+/// A built-in baseline, trained on the dataset's train split (minus evaluated questions).
+fn baseline(
+    args: &EvalArgs,
+    dataset: Dataset,
+    lang: Lang,
+    annotations: &Path,
+    taxonomy: &Taxonomy,
+    evaluated: &[Question],
+) -> Result<Box<dyn medvqa_eval::run::Answerer>> {
+    baseline_by_name(&args.model, || {
+        let train = load_with_taxonomy(dataset, annotations, "train", lang, taxonomy)?;
+        let (train, dropped) = disjoint_training(train, evaluated);
+        if dropped > 0 {
+            eprintln!("warning: {dropped} evaluated questions are also in the training split; left out of training");
+        }
+        Ok(train)
+    })
+    .with_context(|| format!("model {:?} (built-in: {})", args.model, BASELINE_NAMES.join(", ")))
+}
+
+/// A model folder answering through medvqa-vqa: option scoring for multiple choice and yes/no,
+/// generation otherwise.
+fn model_answerer(args: &EvalArgs) -> Result<Box<dyn medvqa_eval::run::Answerer>> {
+    let dir = PathBuf::from(&args.model);
+    if !dir.join("config.json").is_file() {
+        return Err(anyhow!(
+            "--model {}: not a model folder (no config.json) and not a built-in baseline ({})",
+            dir.display(),
+            BASELINE_NAMES.join(", ")
+        ));
+    }
+    let selected = medvqa_model::device::select_device(args.device)?;
+    if let Some(note) = &selected.note {
+        eprintln!("medvqa eval: {note}");
+    }
+    eprintln!("medvqa eval: loading {} on {}", dir.display(), selected.label);
+    let assistant = medvqa_vqa::Assistant::load(&dir, &selected.device).with_context(|| format!("loading {}", dir.display()))?;
+    let images = assistant.image_options(None, args.max_slices);
+    let ask = medvqa_vqa::AskOptions { max_new_tokens: args.max_new_tokens, ..Default::default() };
+    let mut answerer = medvqa_vqa::ModelAnswerer::new(assistant, ask, images);
+    answerer.score_yes_no = !args.generate_closed;
+    Ok(Box::new(answerer))
+}
+
 /// `medvqa eval`.
 pub fn eval(args: EvalArgs) -> i32 {
     exit_code((|| {
@@ -211,21 +268,11 @@ pub fn eval(args: EvalArgs) -> i32 {
             (loaded.dataset, loaded.lang, args.data.annotations.clone());
         let taxonomy = &loaded.taxonomy;
         let evaluated = &loaded.questions;
-        let mut answerer = baseline_by_name(&args.model, || {
-            let train = load_with_taxonomy(dataset, &annotations, "train", lang, taxonomy)?;
-            let (train, dropped) = disjoint_training(train, evaluated);
-            if dropped > 0 {
-                eprintln!("warning: {dropped} evaluated questions are also in the training split; left out of training");
-            }
-            Ok(train)
-        })
-        .with_context(|| {
-            format!(
-                "model {:?} (built-in: {})",
-                args.model,
-                BASELINE_NAMES.join(", ")
-            )
-        })?;
+        let mut answerer: Box<dyn medvqa_eval::run::Answerer> = if args.model.starts_with("baseline:") {
+            baseline(&args, dataset, lang, &annotations, taxonomy, evaluated)?
+        } else {
+            model_answerer(&args)?
+        };
         let opts = EvalOptions {
             out: args.out.clone(),
             images: args.images.clone(),

@@ -3,12 +3,14 @@
 
 use clap::{Parser, Subcommand};
 
+mod ask_cmd;
 mod debug_cmds;
 mod debug_forward;
 mod devices_cmd;
 mod encode_cmd;
 mod eval_cmds;
 mod ingest_cmd;
+mod usage;
 
 #[derive(Parser)]
 #[command(name = "medvqa", version, about = "Medical visual question answering toolkit")]
@@ -23,6 +25,8 @@ enum Command {
     Ingest(ingest_cmd::IngestArgs),
     /// Score a predictions file against a VQA dataset under a named protocol.
     Score(eval_cmds::ScoreArgs),
+    /// Ask a vision-language model a question about images (DICOM, series, NIfTI, PNG/JPEG).
+    Ask(ask_cmd::AskArgs),
     /// Run a model (or a built-in baseline) over a VQA dataset, resumably, then score it.
     Eval(eval_cmds::EvalArgs),
     /// Compare two scored runs: paired differences, exact McNemar test, paired bootstrap CI.
@@ -43,6 +47,7 @@ fn main() {
     let code = match cli.command {
         Command::Ingest(args) => ingest_cmd::run(args),
         Command::Score(args) => eval_cmds::score(args),
+        Command::Ask(args) => ask_cmd::run(args),
         Command::Eval(args) => eval_cmds::eval(args),
         Command::Compare(args) => eval_cmds::compare_runs(args),
         Command::Devices(args) => devices_cmd::run(args),

@@ -71,3 +71,43 @@ fn forward_refuses_to_overwrite_and_names_bad_inputs() {
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("empty") && err.contains("safetensors"), "{err}");
 }
+
+/// The language-model contract: `input_ids` / `attention_mask` (/ `pixel_values`,
+/// `token_type_ids`) in; `logits`, `image_features` and with `--generate N` the greedy
+/// `generated_ids` out, equal to transformers' (`tools/parity/make_lm_fixtures.py`).
+#[test]
+fn forward_writes_language_model_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/lm");
+    for model in ["llama_causal", "gemma3_causal", "gemma3_vlm", "llava_v5"] {
+        let dir = lm.join(model);
+        let out = tmp.path().join(format!("{model}.safetensors"));
+        let inputs = dir.join("inputs.safetensors");
+        let run = medvqa(&[
+            "debug", "forward", "--device", "cpu", "--model", s(&dir), "--inputs", s(&inputs), "--out", s(&out), "--generate", "8",
+        ]);
+        assert!(run.status.success(), "{model}: {}", stderr(&run));
+        let got = TensorFile::open(&out).unwrap();
+        let want = TensorFile::open(&dir.join("expected.safetensors")).unwrap();
+        // Logits compared where the attention mask is 1 (padding positions are undefined).
+        let (shape, mask) = TensorFile::open(&inputs).unwrap().i64("attention_mask").unwrap();
+        let (gs, g) = got.f32("logits").unwrap();
+        let (ws, w) = want.f32("logits").unwrap();
+        assert_eq!(gs, ws, "{model}: logits shape");
+        let vocab = ws[2];
+        let worst = g
+            .iter()
+            .zip(&w)
+            .enumerate()
+            .filter(|(i, _)| mask[i / vocab] != 0)
+            .map(|(_, (a, b))| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        eprintln!("{model}: logits {gs:?} max abs diff {worst:.2e} ({} of {} positions)", mask.iter().filter(|&&m| m != 0).count(), shape[0] * shape[1]);
+        assert!(worst <= 1e-4, "{model}: logits differ by {worst}");
+        if want.names().contains(&"image_features") {
+            let d = max_diff(&got, &want, "image_features");
+            assert!(d <= 1e-4, "{model}: image_features differ by {d}");
+        }
+        assert_eq!(got.i64("generated_ids").unwrap(), want.i64("generated_ids").unwrap(), "{model}: greedy tokens");
+    }
+}

@@ -297,16 +297,6 @@ fn errors_name_the_file_and_exit_1() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("summary.json"));
 }
 
-fn vqa_rad() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/vqa/vqa_rad");
-    if dir.join("VQA_RAD Dataset Public.json").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("SKIP: {} not found (VQA-RAD fixture absent)", dir.display());
-        None
-    }
-}
-
 /// Scores gold answers and the majority baseline on the official VQA-RAD test split, then
 /// compares them; returns the run folder of the baseline for the browser test.
 #[test]

@@ -125,14 +125,7 @@ impl CausalModel {
 
 /// Embeddings and attention description of a text-only prompt batch.
 fn text_prompt(text: &TextDecoder, batch: &PromptBatch, positions: Positions) -> Result<(Tensor<3>, AttentionInput)> {
-    let b = batch.input_ids.len();
-    let s = batch.input_ids.first().map_or(0, Vec::len);
-    if b == 0 || s == 0 {
-        return Err(ModelError::Input("empty prompt batch".into()));
-    }
-    if batch.input_ids.iter().any(|r| r.len() != s) || batch.attention_mask.len() != b || batch.attention_mask.iter().any(|r| r.len() != s) {
-        return Err(ModelError::Input("input_ids and attention_mask must all be [batch, seq] of one shape".into()));
-    }
+    let (b, s) = batch.dims()?;
     let vocab = text.config().vocab_size as i64;
     let mut flat = Vec::with_capacity(b * s);
     for (r, row) in batch.input_ids.iter().enumerate() {

@@ -31,3 +31,15 @@ pub fn s(p: &Path) -> &str {
 pub fn parity_fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/parity")
 }
+
+/// The shared VQA-RAD fixture (`../shared/fixtures/vqa/vqa_rad`), or `None` with a visible SKIP
+/// line when it is absent (a fresh clone).
+pub fn vqa_rad() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/vqa/vqa_rad");
+    if dir.join("VQA_RAD Dataset Public.json").is_file() {
+        Some(dir)
+    } else {
+        eprintln!("SKIP: {} not found (VQA-RAD fixture absent)", dir.display());
+        None
+    }
+}

@@ -138,6 +138,24 @@ pub struct PromptBatch {
     pub token_type_ids: Option<Vec<Vec<i64>>>,
 }
 
+impl PromptBatch {
+    /// `(batch, seq)`, after checking that every row of every field has the same length.
+    pub fn dims(&self) -> Result<(usize, usize)> {
+        let b = self.input_ids.len();
+        let s = self.input_ids.first().map_or(0, Vec::len);
+        if b == 0 || s == 0 {
+            return Err(ModelError::Input("empty prompt batch".into()));
+        }
+        let square = |rows: &[Vec<i64>]| rows.len() == b && rows.iter().all(|r| r.len() == s);
+        if !square(&self.input_ids) || !square(&self.attention_mask) || self.token_type_ids.as_deref().is_some_and(|t| !square(t)) {
+            return Err(ModelError::Input(
+                "input_ids, attention_mask and token_type_ids must all be [batch, seq] of one shape".into(),
+            ));
+        }
+        Ok((b, s))
+    }
+}
+
 /// How position ids are assigned to a prompt batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Positions {
@@ -242,14 +260,7 @@ impl VisionLanguageModel {
     /// `image_features` `[n, t, d]` (n images in row-major order over the batch) →
     /// (`[b, s, d]`, [`AttentionInput`] for s new tokens).
     pub fn prompt_embeddings(&self, batch: &PromptBatch, image_features: Option<Tensor<3>>, positions: Positions) -> Result<(Tensor<3>, AttentionInput)> {
-        let b = batch.input_ids.len();
-        let s = batch.input_ids.first().map_or(0, Vec::len);
-        if b == 0 || s == 0 {
-            return Err(ModelError::Input("empty prompt batch".into()));
-        }
-        if batch.input_ids.iter().any(|r| r.len() != s) || batch.attention_mask.len() != b || batch.attention_mask.iter().any(|r| r.len() != s) {
-            return Err(ModelError::Input("input_ids and attention_mask must all be [batch, seq] of one shape".into()));
-        }
+        let (b, s) = batch.dims()?;
         let image_token = i64::from(self.config.image_token_id);
         let vocab = self.text.config().vocab_size as i64;
         let is_image: Vec<Vec<bool>> = batch.input_ids.iter().map(|r| r.iter().map(|&t| t == image_token).collect()).collect();
