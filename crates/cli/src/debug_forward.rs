@@ -19,7 +19,7 @@ use medvqa_model::device::{select_device, DeviceChoice};
 use medvqa_model::generate::{generate, GenerateOptions, Sampling};
 use medvqa_model::tensor_io::{TensorFile, TensorWriter};
 use medvqa_model::vision::{ForwardOptions, VisionTransformer};
-use medvqa_model::vlm::{Positions, PromptBatch};
+use medvqa_model::vlm::{attention_for, Positions, PromptBatch};
 
 /// Flags of `medvqa debug forward`.
 #[derive(Args, Debug)]
@@ -143,15 +143,16 @@ fn language_forward(args: &ForwardArgs, device: &Device, writer: &mut TensorWrit
     };
     let context = || format!("{}", args.model.display());
     let decoder = model.decoder();
-    let (embeds, attn, features) = model.prompt(&batch, pixels.clone(), Positions::Arange).with_context(context)?;
+    let (embeds, attn, features) = model.prompt(&batch, pixels, Positions::Arange).with_context(context)?;
     let mut cache = decoder.new_cache(b);
-    let hidden = decoder.forward(embeds, &attn, &mut cache).with_context(context)?;
+    let hidden = decoder.forward(embeds.clone(), &attn, &mut cache).with_context(context)?;
     put(writer, "logits", decoder.logits(hidden))?;
     if let Some(f) = features {
         put(writer, "image_features", f)?;
     }
     if let Some(n) = args.generate {
-        let (embeds, attn, _) = model.prompt(&batch, pixels, Positions::FromMask).with_context(context)?;
+        // Same embeddings (the image tower runs once); only the positions differ.
+        let attn = attention_for(&batch, Positions::FromMask, attn.bidirectional_groups);
         let opts = GenerateOptions { max_new_tokens: n, stop_token_ids: Vec::new(), sampling: Sampling::Greedy };
         let generated = generate(decoder, embeds, &attn, &opts).with_context(context)?;
         let mut flat = Vec::with_capacity(b * n);

@@ -125,18 +125,6 @@ impl CausalModel {
 
 /// Embeddings and attention description of a text-only prompt batch.
 fn text_prompt(text: &TextDecoder, batch: &PromptBatch, positions: Positions) -> Result<(Tensor<3>, AttentionInput)> {
-    let (b, s) = batch.dims()?;
-    let vocab = text.config().vocab_size as i64;
-    let mut flat = Vec::with_capacity(b * s);
-    for (r, row) in batch.input_ids.iter().enumerate() {
-        for (c, &t) in row.iter().enumerate() {
-            if t < 0 || t >= vocab {
-                return Err(ModelError::Input(format!("token id {t} at [{r}, {c}] is outside the vocabulary (size {vocab})")));
-            }
-            flat.push(t);
-        }
-    }
-    let device = text.device();
-    let ids = Tensor::<2, Int>::from_data(TensorData::new(flat, [b, s]), &device);
-    Ok((text.embed(ids), crate::vlm::attention_for(batch, positions, None)))
+    let embeds = crate::vlm::embed_ids(text, batch, |_| false)?;
+    Ok((embeds, crate::vlm::attention_for(batch, positions, None)))
 }

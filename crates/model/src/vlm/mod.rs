@@ -114,8 +114,6 @@ pub struct VisionLanguageModel {
     pub projector: Projector,
     /// The language model.
     pub text: TextDecoder,
-    /// Where the weights live.
-    pub device: Device,
 }
 
 /// A loaded model and where it came from.
@@ -230,7 +228,7 @@ impl VisionLanguageModel {
         // A tied checkpoint may still store `lm_head.weight` (a copy): the decoder reads it when
         // present, so nothing is left unexpected.
         root.finish("")?;
-        Ok(LoadedVlm { model: VisionLanguageModel { config, vision, projector, text: text_model, device: device.clone() }, checkpoint })
+        Ok(LoadedVlm { model: VisionLanguageModel { config, vision, projector, text: text_model }, checkpoint })
     }
 
     /// Image features per image, what the placeholder tokens are replaced with
@@ -262,27 +260,12 @@ impl VisionLanguageModel {
     pub fn prompt_embeddings(&self, batch: &PromptBatch, image_features: Option<Tensor<3>>, positions: Positions) -> Result<(Tensor<3>, AttentionInput)> {
         let (b, s) = batch.dims()?;
         let image_token = i64::from(self.config.image_token_id);
-        let vocab = self.text.config().vocab_size as i64;
         let is_image: Vec<Vec<bool>> = batch.input_ids.iter().map(|r| r.iter().map(|&t| t == image_token).collect()).collect();
         let n_placeholders: usize = is_image.iter().flatten().filter(|&&x| x).count();
-        let device = self.device.clone();
-
-        // Token ids outside the vocabulary (Gemma 3's image token may sit past it) are embedded
-        // as 0 and then overwritten, as transformers does; other out-of-range ids are an error.
-        let mut flat_ids = Vec::with_capacity(b * s);
-        for (r, row) in batch.input_ids.iter().enumerate() {
-            for (c, &t) in row.iter().enumerate() {
-                if is_image[r][c] {
-                    flat_ids.push(0);
-                } else if t < 0 || t >= vocab {
-                    return Err(ModelError::Input(format!("token id {t} at [{r}, {c}] is outside the vocabulary (size {vocab})")));
-                } else {
-                    flat_ids.push(t);
-                }
-            }
-        }
-        let ids = Tensor::<2, Int>::from_data(TensorData::new(flat_ids, [b, s]), &device);
-        let text_embeds = self.text.embed(ids);
+        let device = self.text.device();
+        // Gemma 3's image token may sit past the vocabulary: placeholders are embedded as 0 and
+        // then overwritten, as transformers does.
+        let text_embeds = embed_ids(&self.text, batch, |t| t == image_token)?;
         let d = text_embeds.dims()[2];
 
         let embeds = match image_features {
@@ -333,30 +316,36 @@ impl VisionLanguageModel {
 
 /// The attention description of a prompt batch: positions as `positions` says, padding keys
 /// from the attention mask, and the bidirectional groups (Gemma 3 images) when given.
-pub(crate) fn attention_for(batch: &PromptBatch, positions: Positions, groups: Option<Vec<Vec<u32>>>) -> AttentionInput {
-    let position_ids = batch
-        .attention_mask
-        .iter()
-        .map(|row| match positions {
-            Positions::Arange => (0..row.len() as i64).collect(),
-            Positions::FromMask => {
-                // transformers' generate: cumsum(mask) - 1, padding positions set to 1.
-                let mut seen = 0i64;
-                row.iter()
-                    .map(|&m| {
-                        seen += m;
-                        if m == 0 {
-                            1
-                        } else {
-                            seen - 1
-                        }
-                    })
-                    .collect()
+pub fn attention_for(batch: &PromptBatch, positions: Positions, groups: Option<Vec<Vec<u32>>>) -> AttentionInput {
+    let key_mask: Vec<Vec<bool>> = batch.attention_mask.iter().map(|r| r.iter().map(|&m| m != 0).collect()).collect();
+    // FromMask is transformers' generate: cumsum(mask) - 1, padding positions set to 1.
+    let mut attn = AttentionInput::from_attention_mask(&key_mask);
+    if positions == Positions::Arange {
+        attn.position_ids = key_mask.iter().map(|r| (0..r.len() as i64).collect()).collect();
+    }
+    attn.bidirectional_groups = groups;
+    attn
+}
+
+/// Token embeddings of a prompt batch (`[b, s, d]`). Ids for which `placeholder` holds are
+/// embedded as id 0 (their rows are replaced afterwards); any other id outside the vocabulary is
+/// an error naming its position, never an out-of-range gather.
+pub(crate) fn embed_ids(text: &TextDecoder, batch: &PromptBatch, placeholder: impl Fn(i64) -> bool) -> Result<Tensor<3>> {
+    let (b, s) = batch.dims()?;
+    let vocab = text.config().vocab_size as i64;
+    let mut flat = Vec::with_capacity(b * s);
+    for (r, row) in batch.input_ids.iter().enumerate() {
+        for (c, &t) in row.iter().enumerate() {
+            if placeholder(t) {
+                flat.push(0);
+            } else if t < 0 || t >= vocab {
+                return Err(ModelError::Input(format!("token id {t} at [{r}, {c}] is outside the vocabulary (size {vocab})")));
+            } else {
+                flat.push(t);
             }
-        })
-        .collect();
-    let key_mask = batch.attention_mask.iter().map(|r| r.iter().map(|&m| m != 0).collect()).collect();
-    AttentionInput { position_ids, key_mask, bidirectional_groups: groups }
+        }
+    }
+    Ok(text.embed(Tensor::<2, Int>::from_data(TensorData::new(flat, [b, s]), &text.device())))
 }
 
 /// Numbers each contiguous run of image tokens in a row 1, 2, … (0 = not an image token), the
