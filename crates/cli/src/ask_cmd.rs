@@ -7,7 +7,7 @@ use medvqa_model::device::{select_device, DeviceChoice};
 use medvqa_model::generate::Sampling;
 use medvqa_vqa::{load_images, AskOptions, Assistant, Choices};
 
-use crate::usage::usage;
+use crate::usage::{usage, window_arg};
 
 #[derive(clap::Args)]
 pub struct AskArgs {
@@ -99,12 +99,7 @@ fn ask(mut args: AskArgs) -> anyhow::Result<()> {
         None => Sampling::Greedy,
         Some(t) => Sampling::Sample { temperature: t, top_p: args.top_p, seed: args.seed },
     };
-    let window = args
-        .window
-        .as_deref()
-        .map(medvqa_ingest::presets::parse_window)
-        .transpose()
-        .map_err(|e| usage(format!("--window: {e}")))?;
+    let window = window_arg(args.window.as_deref())?;
     if let Some(missing) = args.images.iter().find(|p| !p.exists()) {
         return Err(usage(format!("--image {} does not exist", missing.display())));
     }

@@ -18,7 +18,7 @@ use medvqa_model::vision::VisionTransformer;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::usage::{usage, UsageError};
+use crate::usage::{usage, window_arg, UsageError};
 
 #[derive(clap::Args)]
 pub struct EncodeArgs {
@@ -208,12 +208,7 @@ fn encode(args: EncodeArgs) -> anyhow::Result<i32> {
             )));
         }
     }
-    let window = args
-        .window
-        .as_deref()
-        .map(medvqa_ingest::presets::parse_window)
-        .transpose()
-        .map_err(|e| usage(format!("--window: {e}")))?;
+    let window = window_arg(args.window.as_deref())?;
     let config = args.model.join("preprocessor_config.json");
     // Read the processor config before any image, so its errors come first and name the file.
     Pipeline::from_hf_config_file(&config, HfOptions::default())
@@ -235,8 +230,7 @@ fn encode(args: EncodeArgs) -> anyhow::Result<i32> {
     let opts = Options::for_hf_processor(config.clone(), window, args.pad_to_square);
     let plan = pipeline::plan(&args.inputs);
     let mut jobs = plan.jobs;
-    // The planner lists rasters and NIfTI before DICOM units; rows follow the inputs instead.
-    jobs.sort_by_cached_key(|j| input_order(j, &args.inputs));
+    pipeline::sort_in_input_order(&mut jobs, &args.inputs);
     let names = pipeline::names(&jobs);
     let total = jobs.len();
     eprintln!(
@@ -442,23 +436,6 @@ fn rate(n: usize, secs: f64) -> f64 {
     } else {
         0.0
     }
-}
-
-/// Sort key putting a job where its inputs were given: the index of the first input that is or
-/// contains its first source file (files a DICOMDIR references count under the DICOMDIR's
-/// folder), then the path, which within a folder is the walk order.
-fn input_order(job: &Job, inputs: &[PathBuf]) -> (usize, PathBuf) {
-    let first = job.sources().into_iter().min().unwrap_or_default();
-    let index = inputs
-        .iter()
-        .position(|i| first == *i || (i.is_dir() && first.starts_with(i)))
-        .or_else(|| {
-            inputs
-                .iter()
-                .position(|i| i.is_file() && i.parent().is_some_and(|p| first.starts_with(p)))
-        })
-        .unwrap_or(inputs.len());
-    (index, first)
 }
 
 /// Splits a model-stage item into rows: an image `[3, H, W]` is one row; frames and volume

@@ -26,3 +26,11 @@ pub(crate) fn exit_code(e: &anyhow::Error) -> i32 {
         1
     }
 }
+
+/// Parses `--window` ("C,W" or a preset name); a bad value is a [`UsageError`] naming the flag.
+pub(crate) fn window_arg(value: Option<&str>) -> anyhow::Result<Option<medvqa_ingest::lut::Window>> {
+    value
+        .map(medvqa_ingest::presets::parse_window)
+        .transpose()
+        .map_err(|e| usage(format!("--window: {e}")))
+}

@@ -389,6 +389,23 @@ fn dicomdir_references(dd: &Path, ds: &attrs::Ds) -> Vec<PathBuf> {
     out
 }
 
+/// Sorts jobs into the order of the inputs they came from (the planner lists rasters and NIfTI
+/// before DICOM units), so outputs follow what the user gave: a job belongs to the first input
+/// that is its first source, a folder holding it, or a file beside it (files a DICOMDIR
+/// references count under the DICOMDIR's folder); then by first source, which within a folder
+/// is the walk order.
+pub fn sort_in_input_order(jobs: &mut [Job], inputs: &[PathBuf]) {
+    jobs.sort_by_cached_key(|job| {
+        let first = job.sources().into_iter().min().unwrap_or_default();
+        let index = inputs
+            .iter()
+            .position(|i| first == *i || (i.is_dir() && first.starts_with(i)))
+            .or_else(|| inputs.iter().position(|i| i.is_file() && i.parent().is_some_and(|p| first.starts_with(p))))
+            .unwrap_or(inputs.len());
+        (index, first)
+    });
+}
+
 /// Stable, unique output names for the jobs, in job order.
 pub fn names(jobs: &[Job]) -> Vec<String> {
     let mut used = std::collections::HashMap::<String, usize>::new();

@@ -53,7 +53,7 @@ pub fn load_images(inputs: &[PathBuf], opts: &ImageOptions) -> Result<Vec<Prompt
         return Err(VqaError::Input { path: f.source.clone(), reason: f.error.clone() });
     }
     let mut jobs = plan.jobs;
-    jobs.sort_by_cached_key(|j| input_order(&j.sources(), inputs));
+    pipeline::sort_in_input_order(&mut jobs, inputs);
     let names = pipeline::names(&jobs);
     let mut images = Vec::new();
     for (job, name) in jobs.iter().zip(&names) {
@@ -104,14 +104,3 @@ pub fn load_images(inputs: &[PathBuf], opts: &ImageOptions) -> Result<Vec<Prompt
     }
     Ok(images)
 }
-
-/// Position of a job among the user's inputs, so images keep the order they were given in.
-fn input_order(sources: &[PathBuf], inputs: &[PathBuf]) -> (usize, PathBuf) {
-    let first = sources.iter().min().cloned().unwrap_or_default();
-    let index = inputs
-        .iter()
-        .position(|i| first == *i || (i.is_dir() && first.starts_with(i)))
-        .unwrap_or(inputs.len());
-    (index, first)
-}
-
