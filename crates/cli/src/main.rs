@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod archive_cmds;
 mod ask_cmd;
 mod debug_cmds;
 mod debug_forward;
@@ -36,6 +37,11 @@ enum Command {
     /// Embed images with a vision encoder: one row per image, frame or volume slice, in a
     /// safetensors file with a JSONL manifest beside it.
     Encode(encode_cmd::EncodeArgs),
+    /// Embed a whole archive (one row per image, frame or series): sharded safetensors, a
+    /// Parquet manifest, errors listed, resumable (--resume) and splittable (--shard I/N).
+    EncodeArchive(archive_cmds::EncodeArchiveArgs),
+    /// Join the manifests of several encode-archive tasks (--shard runs) into one Parquet file.
+    MergeManifests(archive_cmds::MergeManifestsArgs),
     /// Tools to compare medvqa with transformers tensor by tensor.
     #[command(subcommand)]
     Debug(debug_cmds::DebugCommand),
@@ -52,6 +58,8 @@ fn main() {
         Command::Compare(args) => eval_cmds::compare_runs(args),
         Command::Devices(args) => devices_cmd::run(args),
         Command::Encode(args) => encode_cmd::run(args),
+        Command::EncodeArchive(args) => archive_cmds::encode(args),
+        Command::MergeManifests(args) => archive_cmds::merge(args),
         Command::Debug(cmd) => debug_cmds::run(cmd),
     };
     std::process::exit(code);

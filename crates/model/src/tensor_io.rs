@@ -290,6 +290,15 @@ impl TensorWriter {
         self.insert(name, Dtype::F32, shape, bytes)
     }
 
+    /// Adds an `F16` tensor from f32 values rounded to nearest (IEEE 754 binary16, as numpy's
+    /// `astype(float16)`): half the bytes for embedding archives whose consumers accept 11-bit
+    /// mantissas. `data` is in C order and must have `shape`'s element count.
+    pub fn f16_from_f32(&mut self, name: &str, shape: &[usize], data: &[f32]) -> Result<&mut Self> {
+        self.check(name, shape, data.len())?;
+        let bytes = data.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
+        self.insert(name, Dtype::F16, shape, bytes)
+    }
+
     /// Adds an `I64` tensor; `data` is in C order and must have `shape`'s element count.
     pub fn i64(&mut self, name: &str, shape: &[usize], data: Vec<i64>) -> Result<&mut Self> {
         self.check(name, shape, data.len())?;
