@@ -47,6 +47,25 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 fi
 
+# The Python readers users open encode-archive outputs with (pyarrow, pandas, polars, DuckDB,
+# numpy; pinned in tools/archive/requirements.txt): tests/encode_archive.rs reads our Parquet and
+# safetensors files with each. Installed once into target/py-readers; without them (no network)
+# those checks print SKIP.
+readers="target/py-readers"
+if [ ! -x "$readers/bin/python" ] || ! cmp -s tools/archive/requirements.txt "$readers/requirements.txt"; then
+  rm -rf "$readers"
+  if python3 -m venv "$readers" >/dev/null 2>&1 \
+    && "$readers/bin/pip" install -q --disable-pip-version-check -r tools/archive/requirements.txt >/dev/null 2>&1; then
+    cp tools/archive/requirements.txt "$readers/requirements.txt"
+  else
+    echo "tools/test.sh: could not install tools/archive/requirements.txt: Parquet reader checks will SKIP" >&2
+    rm -rf "$readers"
+  fi
+fi
+if [ -x "$readers/bin/python" ]; then
+  export MEDVQA_PYTHON="$PWD/$readers/bin/python"
+fi
+
 # Lean CI builds: no incremental artefacts, one target dir for tests and the CLI.
 export CARGO_INCREMENTAL=0
 export CARGO_TERM_COLOR=never

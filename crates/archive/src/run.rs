@@ -206,6 +206,7 @@ pub fn encode_archive(
             let mut l = serde_json::to_vec(&serde_json::json!({
                 "source": relative(&opts.root, &s.source),
                 "reason": strip_root(&s.reason, &opts.root),
+                "unit_id": s.duplicate_of.as_deref().map(|id| hash_id(id, &opts.uids)),
             }))
             .unwrap_or_default();
             l.push(b'\n');

@@ -87,6 +87,9 @@ pub struct WorkJob {
 pub struct Skipped {
     pub source: PathBuf,
     pub reason: String,
+    /// For a duplicate: the identifier it shares with the file that was kept (raw UIDs; the
+    /// writer hashes them under `--hash-uids`).
+    pub duplicate_of: Option<String>,
 }
 
 /// The archive's work, ordered by identifier.
@@ -161,6 +164,7 @@ pub fn plan_archive(root: &Path, mode: UnitMode) -> WorkPlan {
     out.skipped.extend(plan.non_images.into_iter().map(|f| Skipped {
         source: f.source,
         reason: f.error,
+        duplicate_of: None,
     }));
     for f in plan.failures {
         let id = format!("path:{}", relative(root, &f.source));
@@ -220,7 +224,8 @@ pub fn plan_archive(root: &Path, mode: UnitMode) -> WorkPlan {
         if let Some(kept) = by_id.get(&job.id) {
             out.skipped.push(Skipped {
                 source: first_source(&job),
-                reason: format!("duplicate of {} (same identifier {})", first_source(kept).display(), job.id),
+                reason: format!("duplicate of {} (the same identifier)", first_source(kept).display()),
+                duplicate_of: Some(job.id.clone()),
             });
         } else {
             by_id.insert(job.id.clone(), job);
