@@ -628,3 +628,32 @@ fn real_dicom_fixtures_every_unit_once() {
     same_embeddings(&embeddings(&whole), &embeddings(&crashed), "pydicom files resumed");
     assert_eq!(manifest_rows(&crashed).len(), all.len());
 }
+
+/// Real 4D data (dcm_qa_nih: four GE EPI series, each 150 files = 15 slice positions × 10 time
+/// points): in series units every time point of every series is one row of 15 slices.
+#[test]
+fn real_4d_series_become_one_unit_per_time_point() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/dicom/dcm_qa_nih/In/20180918GE");
+    if !dir.is_dir() {
+        eprintln!("SKIP: {} not found (shared DICOM fixtures absent)", dir.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let out = tmp.path().join("out");
+    let run = medvqa(&["encode-archive", s(&dir), "--model", s(&model), "--out", s(&out), "--device", "cpu", "--unit", "series", "--series-slices", "8"]);
+    assert_eq!(code(&run), 0, "{}", stderr(&run));
+    let rows = manifest_rows(&out);
+    assert_eq!(rows.len(), 4 * 10);
+    let mut per_series: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in &rows {
+        let id = r["unit_id"].as_str().unwrap();
+        let (series, t) = id.rsplit_once("/t").unwrap_or_else(|| panic!("{id}: no time point"));
+        per_series.entry(series.to_string()).or_default().insert(t.to_string());
+        assert_eq!(r["depth"], 15);
+        assert_eq!(r["source"].as_array().unwrap().len(), 15);
+        assert_eq!(r["pooled_indices"].as_array().unwrap().len(), 8);
+    }
+    assert_eq!(per_series.len(), 4);
+    assert!(per_series.values().all(|ts| ts.len() == 10));
+}
