@@ -657,3 +657,27 @@ fn real_4d_series_become_one_unit_per_time_point() {
     assert_eq!(per_series.len(), 4);
     assert!(per_series.values().all(|ts| ts.len() == 10));
 }
+
+/// The same archive on a WGPU adapter (Mesa's lavapipe in CI) gives the same rows as on the CPU
+/// backend: the archive path is backend-agnostic.
+#[test]
+fn wgpu_gives_the_rows_the_cpu_backend_gives() {
+    if medvqa_model::device::wgpu_for_tests().is_none() {
+        return;
+    }
+    let a = archive();
+    let sub = a.root.join("multiframe");
+    let run_on = |device: &str| {
+        let out = a.dir.join(format!("out-{device}"));
+        let run = medvqa(&["encode-archive", s(&sub), "--model", s(&a.model), "--out", s(&out), "--device", device, "--unit", "frame", "--batch", "4"]);
+        assert_eq!(code(&run), 0, "{device}: {}", stderr(&run));
+        embeddings(&out)
+    };
+    let cpu = run_on("cpu");
+    let gpu = run_on("wgpu");
+    assert_eq!(cpu.len(), MULTIFRAME * FRAMES);
+    for (k, v) in &cpu {
+        let d = max_abs_diff(v, &gpu[k]);
+        assert!(d < 1e-4, "{k}: cpu vs wgpu differ by {d}");
+    }
+}
