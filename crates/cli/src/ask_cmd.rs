@@ -55,6 +55,10 @@ pub struct AskArgs {
     /// auto | wgpu | vulkan | metal | dx12 | cpu (see `medvqa devices`).
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// 16-bit (bf16 / f16) weight matrices: auto (kept 16-bit only when an f32 copy would take
+    /// more than half the free memory), f32 (fastest), stored (half the memory). Same results.
+    #[arg(long, default_value = "auto")]
+    pub weights_dtype: medvqa_model::checkpoint::WeightDtype,
     /// Print {"answer", "token_ids", "option_scores", …} as JSON instead of the answer text.
     #[arg(long)]
     pub json: bool,
@@ -107,7 +111,7 @@ fn ask(mut args: AskArgs) -> anyhow::Result<()> {
     if let Some(note) = &selected.note {
         eprintln!("medvqa ask: {note}");
     }
-    let assistant = Assistant::load(&args.model, &selected.device).with_context(|| format!("loading {}", args.model.display()))?;
+    let assistant = Assistant::load_with(&args.model, &selected.device, args.weights_dtype).with_context(|| format!("loading {}", args.model.display()))?;
     if !args.images.is_empty() && !assistant.accepts_images() {
         return Err(usage(format!("{} is a text-only model: it cannot take --image", args.model.display())));
     }

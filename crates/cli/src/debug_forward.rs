@@ -43,6 +43,10 @@ pub struct ForwardArgs {
     /// auto | wgpu | vulkan | metal | dx12 | cpu.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// 16-bit (bf16 / f16) weight matrices: auto (kept 16-bit only when an f32 copy would take
+    /// more than half the free memory), f32 (fastest), stored (half the memory). Same results.
+    #[arg(long, default_value = "auto")]
+    pub weights_dtype: medvqa_model::checkpoint::WeightDtype,
     /// Resize the position embeddings to the input's patch grid, as transformers'
     /// `interpolate_pos_encoding=True` does (bicubic).
     #[arg(long)]
@@ -109,7 +113,7 @@ fn vision_forward(args: &ForwardArgs, device: &Device, writer: &mut TensorWriter
 /// Language and vision-language models: token ids (and images) in, logits, image features and
 /// greedy tokens out.
 fn language_forward(args: &ForwardArgs, device: &Device, writer: &mut TensorWriter) -> Result<()> {
-    let loaded = CausalModel::load(&args.model, device)?;
+    let loaded = CausalModel::load_with(&args.model, device, args.weights_dtype)?;
     let model = &loaded.model;
     let inputs = TensorFile::open(&args.inputs)?;
     let file = args.inputs.display();

@@ -63,6 +63,10 @@ pub struct EvalArgs {
     /// auto | wgpu | vulkan | metal | dx12 | cpu (model folders).
     #[arg(long, default_value = "auto")]
     pub device: medvqa_model::device::DeviceChoice,
+    /// 16-bit (bf16 / f16) weight matrices: auto (kept 16-bit only when an f32 copy would take
+    /// more than half the free memory), f32 (fastest), stored (half the memory). Same results.
+    #[arg(long, default_value = "auto")]
+    pub weights_dtype: medvqa_model::checkpoint::WeightDtype,
     /// Upper bound on generated tokens per open question (model folders).
     #[arg(long, default_value_t = 64)]
     pub max_new_tokens: usize,
@@ -249,7 +253,7 @@ fn model_answerer(args: &EvalArgs) -> Result<Box<dyn medvqa_eval::run::Answerer>
         eprintln!("medvqa eval: {note}");
     }
     eprintln!("medvqa eval: loading {} on {}", dir.display(), selected.label);
-    let assistant = medvqa_vqa::Assistant::load(&dir, &selected.device).with_context(|| format!("loading {}", dir.display()))?;
+    let assistant = medvqa_vqa::Assistant::load_with(&dir, &selected.device, args.weights_dtype).with_context(|| format!("loading {}", dir.display()))?;
     let images = assistant.image_options(None, args.max_slices);
     let ask = medvqa_vqa::AskOptions { max_new_tokens: args.max_new_tokens, ..Default::default() };
     let mut answerer = medvqa_vqa::ModelAnswerer::new(assistant, ask, images);

@@ -111,3 +111,23 @@ fn forward_writes_language_model_outputs() {
         assert_eq!(got.i64("generated_ids").unwrap(), want.i64("generated_ids").unwrap(), "{model}: greedy tokens");
     }
 }
+
+/// `--weights-dtype stored` keeps a bf16 checkpoint's matrices in bf16 and gives exactly the
+/// logits and tokens `--weights-dtype f32` gives; both match transformers.
+#[test]
+fn bf16_weights_kept_or_converted_give_identical_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/lm/gemma3_causal_bf16");
+    let inputs = dir.join("inputs.safetensors");
+    let mut outs = Vec::new();
+    for dtype in ["stored", "f32"] {
+        let out = tmp.path().join(format!("{dtype}.safetensors"));
+        let run = medvqa(&["debug", "forward", "--device", "cpu", "--weights-dtype", dtype, "--model", s(&dir), "--inputs", s(&inputs), "--out", s(&out), "--generate", "4"]);
+        assert!(run.status.success(), "{dtype}: {}", stderr(&run));
+        outs.push(TensorFile::open(&out).unwrap());
+    }
+    assert_eq!(outs[0].f32("logits").unwrap(), outs[1].f32("logits").unwrap());
+    assert_eq!(outs[0].i64("generated_ids").unwrap(), outs[1].i64("generated_ids").unwrap());
+    let bad = medvqa(&["debug", "forward", "--weights-dtype", "int4", "--model", s(&dir), "--inputs", s(&inputs), "--out", s(&tmp.path().join("x.safetensors"))]);
+    assert_eq!(bad.status.code(), Some(2), "a bad --weights-dtype is a usage error");
+}

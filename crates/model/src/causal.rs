@@ -68,13 +68,18 @@ pub struct LoadedCausal {
 impl CausalModel {
     /// Loads a text-only or vision-language folder onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<LoadedCausal> {
+        CausalModel::load_with(dir, device, crate::checkpoint::WeightDtype::F32)
+    }
+
+    /// [`CausalModel::load`] with 16-bit weight matrices held as `dtype` asks.
+    pub fn load_with(dir: &Path, device: &Device, dtype: crate::checkpoint::WeightDtype) -> Result<LoadedCausal> {
         match folder_kind(dir)? {
             FolderKind::VisionLanguage => {
-                let l = VisionLanguageModel::load(dir, device)?;
+                let l = VisionLanguageModel::load_with(dir, device, dtype)?;
                 Ok(LoadedCausal { model: CausalModel::Vision(l.model), checkpoint: l.checkpoint })
             }
             FolderKind::TextDecoder => {
-                let l = TextDecoder::load(dir, device)?;
+                let l = TextDecoder::load_with(dir, device, dtype)?;
                 Ok(LoadedCausal { model: CausalModel::Text(l.model), checkpoint: l.checkpoint })
             }
             FolderKind::VisionEncoder => Err(ModelError::Config {

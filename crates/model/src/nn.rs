@@ -4,6 +4,7 @@
 //! filling tensors that are overwritten at once).
 
 use burn::prelude::*;
+use burn::tensor::DType;
 use burn::tensor::activation::{gelu, relu, sigmoid, silu};
 use burn::tensor::module::{layer_norm, linear};
 
@@ -23,18 +24,41 @@ pub struct Linear {
 impl Linear {
     /// Loads `weight` `[out, in]` (and `bias` `[out]` when `bias`) under `w`.
     pub fn load(w: &Weights, d_in: usize, d_out: usize, bias: bool) -> Linear {
-        let rows = w.values("weight", &[d_out, d_in]);
         Linear {
-            weight: Tensor::from_data(TensorData::new(transpose(&rows, d_out, d_in), [d_in, d_out]), w.device()),
+            weight: w.matrix("weight", d_out, d_in),
             bias: bias.then(|| w.tensor("bias", [d_out])),
         }
     }
 
-    /// Builds a layer from PyTorch-layout rows `[out, in]` already read.
-    pub fn from_rows(rows: &[f32], bias: Option<Vec<f32>>, d_in: usize, d_out: usize, device: &Device) -> Linear {
+    /// Builds a layer from PyTorch-layout rows `[out, in]` already read (e.g. q, k and v fused),
+    /// held as `dtype` (None: f32). The rows must come from tensors stored in `dtype`, so the
+    /// conversion back is exact.
+    pub fn from_rows(rows: &[f32], bias: Option<Vec<f32>>, d_in: usize, d_out: usize, device: &Device, dtype: Option<DType>) -> Linear {
+        let t = transpose(rows, d_out, d_in);
+        let weight = match dtype {
+            Some(DType::BF16) => Tensor::from_data(
+                TensorData::new(t.into_iter().map(burn::tensor::bf16::from_f32).collect::<Vec<_>>(), [d_in, d_out]),
+                (device, DType::BF16),
+            ),
+            Some(DType::F16) => Tensor::from_data(
+                TensorData::new(t.into_iter().map(burn::tensor::f16::from_f32).collect::<Vec<_>>(), [d_in, d_out]),
+                (device, DType::F16),
+            ),
+            _ => Tensor::from_data(TensorData::new(t, [d_in, d_out]), device),
+        };
         Linear {
-            weight: Tensor::from_data(TensorData::new(transpose(rows, d_out, d_in), [d_in, d_out]), device),
+            weight,
             bias: bias.map(|b| Tensor::from_data(TensorData::new(b, [d_out]), device)),
+        }
+    }
+
+    /// The weight in the dtype of `x`: a 16-bit matrix is cast where it is used.
+    fn weight_as(&self, dtype: DType) -> Tensor<2> {
+        let w = self.weight.clone();
+        if w.dtype() == dtype {
+            w
+        } else {
+            w.cast(dtype)
         }
     }
 
@@ -42,14 +66,15 @@ impl Linear {
     /// `[..., in]` → `[..., out]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let dims = x.dims();
+        let weight = self.weight_as(x.dtype());
         if D <= 2 {
-            return linear(x, self.weight.clone(), self.bias.clone());
+            return linear(x, weight, self.bias.clone());
         }
         // Fold the leading axes into rows: one [rows, in] × [in, out] product instead of a
         // batched matmul against a broadcast weight (measured faster on the CPU backend).
         let d_in = dims[D - 1];
         let rows = dims[..D - 1].iter().product::<usize>();
-        let y = linear(x.reshape([rows, d_in]), self.weight.clone(), self.bias.clone());
+        let y = linear(x.reshape([rows, d_in]), weight, self.bias.clone());
         let mut out = dims;
         out[D - 1] = self.weight.dims()[1];
         y.reshape(out)
@@ -57,8 +82,8 @@ impl Linear {
 }
 
 /// Transposes a row-major `[rows, cols]` matrix.
-pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; values.len()];
+pub(crate) fn transpose<T: Copy + Default>(values: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = vec![T::default(); values.len()];
     // Blocked so both sides stay in cache for the large (1152×4304) matrices of so400m.
     const B: usize = 32;
     for r0 in (0..rows).step_by(B) {

@@ -164,6 +164,16 @@ impl TensorFile {
         Ok((info.shape.clone(), values))
     }
 
+    /// Tensor `name` as raw 16-bit floats (`BF16` or `F16` bit patterns) in C order with its
+    /// shape and which of the two it is, for weights kept in their stored precision.
+    pub fn half_bits(&self, name: &str) -> Result<(Vec<usize>, Dtype, Vec<u16>)> {
+        let (info, bytes) = self.raw(name)?;
+        match info.dtype {
+            d @ (Dtype::BF16 | Dtype::F16) => Ok((info.shape.clone(), d, le(bytes, u16::from_le_bytes))),
+            other => Err(self.dtype_error(name, other, "a 16-bit float (BF16, F16)")),
+        }
+    }
+
     /// Tensor `name` as `i64` in C order with its shape; `I64`, `I32`, `I16`, `I8`, `U64`,
     /// `U32`, `U16`, `U8` and `BOOL` (0 / 1) are accepted, every value exactly.
     pub fn i64(&self, name: &str) -> Result<(Vec<usize>, Vec<i64>)> {

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use medvqa_model::causal::CausalModel;
+use medvqa_model::checkpoint::WeightDtype;
 use medvqa_model::generate::{generate, score_continuations, GenerateOptions, Sampling};
 use medvqa_model::vlm::{Positions, PromptBatch};
 use medvqa_prompt::{ct_user_message, option_letter, vqa_user_message, Message, Processor};
@@ -99,8 +100,14 @@ pub struct Assistant {
 impl Assistant {
     /// Loads the model, tokenizer, chat template and processor settings in `dir` onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Assistant, VqaError> {
+        Assistant::load_with(dir, device, WeightDtype::Auto)
+    }
+
+    /// [`Assistant::load`] with 16-bit weight matrices held as `dtype` asks (`Auto`: kept 16-bit
+    /// only when an f32 copy would not fit comfortably; results are identical either way).
+    pub fn load_with(dir: &Path, device: &Device, dtype: WeightDtype) -> Result<Assistant, VqaError> {
         let processor = Processor::load(dir)?;
-        let loaded = CausalModel::load(dir, device)?;
+        let loaded = CausalModel::load_with(dir, device, dtype)?;
         if let Some(vlm) = loaded.model.vision_language() {
             if !dir.join("preprocessor_config.json").is_file() {
                 return Err(VqaError::ModelFolder {

@@ -13,7 +13,7 @@ use super::cache::KvCache;
 use super::config::{TextConfig, TextFamily};
 use super::mask::{self, KeySpan};
 use super::rope;
-use crate::checkpoint::{find_prefix, Checkpoint, Weights};
+use crate::checkpoint::{find_prefix, Checkpoint, WeightDtype, Weights};
 use crate::error::{ModelError, Result};
 use crate::nn::{activate, Linear, RmsNorm};
 
@@ -103,7 +103,7 @@ impl SelfAttention {
         w.pp("rotary_emb").skip("inv_freq");
         let gemma = cfg.family == TextFamily::Gemma3;
         SelfAttention {
-            qkv: Linear::from_rows(&rows, cfg.qkv_bias.then_some(bias), d, (h + 2 * kvh) * hd, w.device()),
+            qkv: Linear::from_rows(&rows, cfg.qkv_bias.then_some(bias), d, (h + 2 * kvh) * hd, w.device(), w.common_kept_dtype(&["q_proj.weight", "k_proj.weight", "v_proj.weight"])),
             o_proj: Linear::load(&w.pp("o_proj"), h * hd, d, cfg.o_bias),
             q_norm: gemma.then(|| RmsNorm::load(&w.pp("q_norm"), hd, cfg.rms_norm_eps, true)),
             k_norm: gemma.then(|| RmsNorm::load(&w.pp("k_norm"), hd, cfg.rms_norm_eps, true)),
@@ -171,7 +171,7 @@ impl GatedMlp {
             b
         });
         GatedMlp {
-            gate_up: Linear::from_rows(&rows, bias, d, 2 * inner, w.device()),
+            gate_up: Linear::from_rows(&rows, bias, d, 2 * inner, w.device(), w.common_kept_dtype(&["gate_proj.weight", "up_proj.weight"])),
             down: Linear::load(&w.pp("down_proj"), inner, d, cfg.mlp_bias),
             inner,
             act: cfg.hidden_act,
@@ -281,8 +281,13 @@ impl TextDecoder {
     /// Loads a `*ForCausalLM` folder (config.json + safetensors, either transformers key
     /// layout) onto `device`. Fails listing every missing, mis-shaped and unexpected tensor.
     pub fn load(dir: &Path, device: &Device) -> Result<LoadedText> {
+        TextDecoder::load_with(dir, device, WeightDtype::F32)
+    }
+
+    /// [`TextDecoder::load`] with 16-bit weight matrices held as `dtype` asks.
+    pub fn load_with(dir: &Path, device: &Device, dtype: WeightDtype) -> Result<LoadedText> {
         let config = TextConfig::from_dir(dir)?;
-        let checkpoint = Checkpoint::open(dir)?;
+        let checkpoint = Checkpoint::open_with(dir, dtype)?;
         let prefix = find_prefix(&checkpoint, "embed_tokens.weight")?.ok_or_else(|| ModelError::Checkpoint {
             path: dir.to_path_buf(),
             reason: "no text decoder in the weights (no tensor named `…embed_tokens.weight`)".into(),
@@ -431,5 +436,37 @@ impl TextDecoder {
             Some(cap) => (logits / cap).tanh() * cap,
             None => logits,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::DType;
+
+    /// A bf16 checkpoint held as bf16 computes exactly what its f32 copy computes (the cast to
+    /// f32 at use is exact), with its linear matrices stored in half the bytes.
+    #[test]
+    fn bf16_matrices_kept_in_bf16_give_identical_logits() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lm/gemma3_causal_bf16");
+        let device = Device::flex();
+        let f32_model = TextDecoder::load_with(&dir, &device, WeightDtype::F32).unwrap().model;
+        let kept = TextDecoder::load_with(&dir, &device, WeightDtype::Stored).unwrap().model;
+        let layer = &kept.layers[0];
+        assert_eq!(layer.self_attn.qkv.weight.dtype(), DType::BF16);
+        assert_eq!(layer.self_attn.o_proj.weight.dtype(), DType::BF16);
+        assert_eq!(f32_model.layers[0].self_attn.qkv.weight.dtype(), DType::F32);
+        // Tables and norms stay f32.
+        assert_eq!(kept.embed_tokens.dtype(), DType::F32);
+
+        let ids: Vec<i64> = vec![2, 17, 33, 5, 9, 41, 3, 8];
+        let run = |m: &TextDecoder| {
+            let attn = AttentionInput { position_ids: vec![(0..8).collect()], key_mask: vec![vec![true; 8]], bidirectional_groups: None };
+            let mut cache = m.new_cache(1);
+            let x = m.embed(Tensor::from_data(TensorData::new(ids.clone(), [1, 8]), &device));
+            let h = m.forward(x, &attn, &mut cache).unwrap();
+            m.logits(h).into_data().try_into_vec::<f32>().unwrap()
+        };
+        assert_eq!(run(&f32_model), run(&kept));
     }
 }

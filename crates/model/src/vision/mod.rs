@@ -22,7 +22,7 @@ use burn::prelude::*;
 use burn::tensor::module::{attention, conv2d, interpolate};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions, InterpolateMode, InterpolateOptions};
 
-use crate::checkpoint::{find_prefix, Checkpoint, Weights};
+use crate::checkpoint::{find_prefix, Checkpoint, WeightDtype, Weights};
 use crate::error::{ModelError, Result};
 use crate::nn::{LayerNorm, Linear, Mlp};
 pub use config::{Activation, VisionConfig, VisionFamily};
@@ -45,7 +45,7 @@ impl SelfAttention {
             bias.extend(w.pp(name).values("bias", &[d]));
         }
         SelfAttention {
-            qkv: Linear::from_rows(&rows, Some(bias), d, 3 * d, w.device()),
+            qkv: Linear::from_rows(&rows, Some(bias), d, 3 * d, w.device(), w.common_kept_dtype(&["q_proj.weight", "k_proj.weight", "v_proj.weight"])),
             out_proj: Linear::load(&w.pp("out_proj"), d, d, true),
             heads,
         }
@@ -116,8 +116,8 @@ impl PoolingHead {
         let bias = att.values("in_proj_bias", &[3 * d]);
         PoolingHead {
             probe: w.tensor("probe", [1, 1, d]),
-            q: Linear::from_rows(&rows[..d * d], Some(bias[..d].to_vec()), d, d, w.device()),
-            kv: Linear::from_rows(&rows[d * d..], Some(bias[d..].to_vec()), d, 2 * d, w.device()),
+            q: Linear::from_rows(&rows[..d * d], Some(bias[..d].to_vec()), d, d, w.device(), att.kept_dtype("in_proj_weight")),
+            kv: Linear::from_rows(&rows[d * d..], Some(bias[d..].to_vec()), d, 2 * d, w.device(), att.kept_dtype("in_proj_weight")),
             out_proj: Linear::load(&att.pp("out_proj"), d, d, true),
             layernorm: LayerNorm::load(&w.pp("layernorm"), d, cfg.layer_norm_eps),
             mlp: Mlp::load(&w.pp("mlp"), d, cfg.intermediate_size, cfg.hidden_act),
@@ -201,8 +201,13 @@ impl VisionTransformer {
     /// Fails with the full list of missing, mis-shaped and unexpected tensors when the weights do
     /// not match the config.
     pub fn load(dir: &Path, device: &Device) -> Result<LoadedVision> {
+        VisionTransformer::load_with(dir, device, WeightDtype::F32)
+    }
+
+    /// [`VisionTransformer::load`] with 16-bit weight matrices held as `dtype` asks.
+    pub fn load_with(dir: &Path, device: &Device, dtype: WeightDtype) -> Result<LoadedVision> {
         let config = VisionConfig::from_dir(dir)?;
-        let checkpoint = Checkpoint::open(dir)?;
+        let checkpoint = Checkpoint::open_with(dir, dtype)?;
         let prefix = find_prefix(&checkpoint, "embeddings.patch_embedding.weight")?.ok_or_else(|| ModelError::Checkpoint {
             path: dir.to_path_buf(),
             reason: "no vision tower in the weights (no tensor named `…embeddings.patch_embedding.weight`)".into(),

@@ -20,7 +20,7 @@ use std::path::Path;
 use burn::prelude::*;
 use serde_json::Value;
 
-use crate::checkpoint::{find_prefix, Checkpoint, Weights};
+use crate::checkpoint::{find_prefix, Checkpoint, WeightDtype, Weights};
 use crate::error::{ModelError, Result};
 use crate::text::{AttentionInput, TextConfig, TextDecoder};
 use crate::vision::{Activation, VisionConfig, VisionTransformer};
@@ -168,6 +168,11 @@ impl VisionLanguageModel {
     /// Loads a `Gemma3ForConditionalGeneration` or `LlavaForConditionalGeneration` folder onto
     /// `device`. Fails listing every missing, mis-shaped and unexpected tensor.
     pub fn load(dir: &Path, device: &Device) -> Result<LoadedVlm> {
+        VisionLanguageModel::load_with(dir, device, WeightDtype::F32)
+    }
+
+    /// [`VisionLanguageModel::load`] with 16-bit weight matrices held as `dtype` asks.
+    pub fn load_with(dir: &Path, device: &Device, dtype: WeightDtype) -> Result<LoadedVlm> {
         let config_path = dir.join("config.json");
         let text = std::fs::read_to_string(&config_path).map_err(|e| ModelError::io(&config_path, e))?;
         let json: Value = serde_json::from_str(&text)
@@ -177,7 +182,7 @@ impl VisionLanguageModel {
         let vision_cfg = VisionConfig::from_json_str(&text).map_err(bad)?;
         let text_cfg = TextConfig::from_config_json(&json).map_err(|e| with_path(e, &config_path))?;
 
-        let checkpoint = Checkpoint::open(dir)?;
+        let checkpoint = Checkpoint::open_with(dir, dtype)?;
         let missing = |what: &str, name: &str| ModelError::Checkpoint {
             path: dir.to_path_buf(),
             reason: format!("no {what} in the weights (no tensor named `…{name}`)"),
