@@ -171,7 +171,22 @@ impl Checkpoint {
         for shard in &self.shards {
             hasher.update(shard.bytes());
         }
-        hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        let hex = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        self.release_pages();
+        hex
+    }
+
+    /// Gives back the resident pages of one tensor's bytes once copied.
+    fn release_tensor(&self, name: &str) {
+        if let Some(e) = self.entries.get(name) {
+            self.shards[e.shard].release_tensor(name);
+        }
+    }
+
+    /// Gives the mapped files' resident pages back (see [`TensorFile::release_pages`]); called
+    /// once a model is built from them.
+    pub fn release_pages(&self) {
+        self.shards.iter().for_each(TensorFile::release_pages);
     }
 
     /// Starts a tracked, scoped view of the weights for building a model on `device`.
@@ -315,7 +330,10 @@ impl<'a> Weights<'a> {
             Some(_) => {
                 log.used.insert(full.clone());
                 match self.ckpt.read_f32(&full) {
-                    Ok(values) => return values,
+                    Ok(values) => {
+                        self.ckpt.release_tensor(&full);
+                        return values;
+                    }
                     Err(e) => log.unreadable.push(e.to_string()),
                 }
             }
@@ -357,6 +375,7 @@ impl<'a> Weights<'a> {
             if e.shape.as_slice() == [d_out, d_in] {
                 match self.ckpt.shards[e.shard].half_bits(&full) {
                     Ok((_, _, bits)) => {
+                        self.ckpt.release_tensor(&full);
                         self.log.borrow_mut().used.insert(full);
                         let t = crate::nn::transpose(&bits, d_out, d_in);
                         let data = match dtype {

@@ -164,6 +164,45 @@ impl TensorFile {
         Ok((info.shape.clone(), values))
     }
 
+    /// Gives the file's pages back to the kernel once their values have been copied (to device
+    /// tensors, or through a hash): a mapped page that was read counts in the process's resident
+    /// memory until then, which for a 4B checkpoint is another 8 GB. Later reads fault the pages
+    /// in again from the file, so this is only about memory, never about values.
+    pub fn release_pages(&self) {
+        #[cfg(unix)]
+        // SAFETY: the mapping is a read-only, shared mapping of a file (`Mmap::map`). For such a
+        // mapping MADV_DONTNEED only drops the resident pages; the next access reads them from
+        // the file again, so no reference into the map observes different bytes (the file is
+        // not modified while open, the same assumption every read of this map makes).
+        unsafe {
+            let _ = self.mmap.unchecked_advise(memmap2::UncheckedAdvice::DontNeed);
+        }
+    }
+
+    /// [`TensorFile::release_pages`] for the pages wholly inside tensor `name`'s bytes, right after
+    /// they were copied: a model build then holds at most one tensor's pages at a time instead
+    /// of the whole file (MedGemma-4B-sized bf16 checkpoint, `--weights-dtype stored`: peak RSS
+    /// 18.9 GB without this, 10.5 GB with it).
+    pub fn release_tensor(&self, name: &str) {
+        // 64 KiB covers every common page size (4 KiB x86/Linux, 16 KiB Apple silicon, 64 KiB
+        // some ARM kernels); madvise needs an aligned start, and the few pages at the ends are
+        // shared with the neighbouring tensors anyway.
+        const ALIGN: usize = 64 * 1024;
+        let Ok(info) = self.info(name) else { return };
+        let base = 8 + self.header_len;
+        let (a, b) = info.data_offsets;
+        let start = (base + a).div_ceil(ALIGN) * ALIGN;
+        let end = ((base + b) / ALIGN * ALIGN).min(self.mmap.len());
+        if end > start {
+            #[cfg(unix)]
+            // SAFETY: as in `release_pages`: a read-only shared file mapping, whose dropped pages
+            // are read again from the unchanged file on the next access.
+            unsafe {
+                let _ = self.mmap.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start);
+            }
+        }
+    }
+
     /// Tensor `name` as raw 16-bit floats (`BF16` or `F16` bit patterns) in C order with its
     /// shape and which of the two it is, for weights kept in their stored precision.
     pub fn half_bits(&self, name: &str) -> Result<(Vec<usize>, Dtype, Vec<u16>)> {

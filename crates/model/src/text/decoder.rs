@@ -315,6 +315,7 @@ impl TextDecoder {
         };
         let model = TextDecoder::from_weights(&config, &w, head.as_ref());
         root.finish("")?;
+        checkpoint.release_pages();
         Ok(LoadedText { model, checkpoint, prefix })
     }
 

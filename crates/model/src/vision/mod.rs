@@ -218,6 +218,7 @@ impl VisionTransformer {
         let parent = prefix.strip_suffix("vision_model.").map(|p| p.trim_end_matches('.').to_string());
         let model = VisionTransformer::from_weights(&config, &w, parent.map(|p| if p.is_empty() { root.clone() } else { root.pp(p) }));
         w.finish(&prefix)?;
+        checkpoint.release_pages();
         Ok(LoadedVision { model, checkpoint, prefix })
     }
 

@@ -233,6 +233,7 @@ impl VisionLanguageModel {
         // A tied checkpoint may still store `lm_head.weight` (a copy): the decoder reads it when
         // present, so nothing is left unexpected.
         root.finish("")?;
+        checkpoint.release_pages();
         Ok(LoadedVlm { model: VisionLanguageModel { config, vision, projector, text: text_model }, checkpoint })
     }
 
