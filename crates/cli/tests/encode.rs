@@ -22,22 +22,6 @@ use serde_json::Value;
 use common::*;
 use support::*;
 
-/// The fixture checkpoint with a SigLIP processor config at the model's 32 px.
-fn model_dir(root: &Path) -> PathBuf {
-    let dir = root.join("siglip32");
-    fs::create_dir_all(&dir).expect("mkdir");
-    for f in ["config.json", "model.safetensors"] {
-        fs::copy(parity_fixtures().join("siglip_vision").join(f), dir.join(f)).expect("copy checkpoint");
-    }
-    let mut cfg: Value = serde_json::from_str(
-        &fs::read_to_string(parity_fixtures().join("preprocess/siglip_224like/preprocessor_config.json"))
-            .expect("read"),
-    )
-    .expect("json");
-    cfg["size"] = serde_json::json!({"height": 32, "width": 32});
-    fs::write(dir.join("preprocessor_config.json"), cfg.to_string()).expect("write");
-    dir
-}
 
 /// What the inputs of one scene are.
 struct Scene {
@@ -56,7 +40,7 @@ struct Scene {
 fn scene() -> Scene {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().to_path_buf();
-    let model = model_dir(&root);
+    let model = tiny_siglip_model(&root);
     let png_a = root.join("a_gray.png");
     fs::copy(parity_fixtures().join("preprocess/gray_45x70.png"), &png_a).expect("copy png");
     let png_b = root.join("b_rgb.png");

@@ -44,21 +44,6 @@ const FRAMES: usize = 5;
 const PNGS: usize = 30;
 const BROKEN: usize = 4;
 
-/// The fixture checkpoint (SigLIP, 32 px, patch 8, hidden 32) with a processor config at 32 px.
-fn model_dir(root: &Path) -> PathBuf {
-    let dir = root.join("siglip32");
-    fs::create_dir_all(&dir).expect("mkdir");
-    for f in ["config.json", "model.safetensors"] {
-        fs::copy(parity_fixtures().join("siglip_vision").join(f), dir.join(f)).expect("copy checkpoint");
-    }
-    let mut cfg: Value = serde_json::from_str(
-        &fs::read_to_string(parity_fixtures().join("preprocess/siglip_224like/preprocessor_config.json")).expect("read"),
-    )
-    .expect("json");
-    cfg["size"] = serde_json::json!({"height": 32, "width": 32});
-    fs::write(dir.join("preprocessor_config.json"), cfg.to_string()).expect("write");
-    dir
-}
 
 fn phi(obj: Obj, k: usize) -> Obj {
     obj.text(tags::PATIENT_NAME, VR::PN, &format!("{}{k}", PHI[0]))
@@ -82,7 +67,7 @@ fn archive() -> Archive {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().to_path_buf();
     let root = dir.join("archive");
-    let model = model_dir(&dir);
+    let model = tiny_siglip_model(&dir);
     let mut uids = Vec::new();
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = move || {
@@ -593,7 +578,7 @@ fn real_dicom_fixtures_every_unit_once() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let model = model_dir(tmp.path());
+    let model = tiny_siglip_model(tmp.path());
     let run_on = |out: &Path, extra: &[&str]| {
         let mut args = vec!["encode-archive", s(&dir), "--model", s(&model), "--out", s(out), "--device", "cpu", "--shard-size", "25"];
         args.extend_from_slice(extra);
@@ -639,7 +624,7 @@ fn real_4d_series_become_one_unit_per_time_point() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let model = model_dir(tmp.path());
+    let model = tiny_siglip_model(tmp.path());
     let out = tmp.path().join("out");
     let run = medvqa(&["encode-archive", s(&dir), "--model", s(&model), "--out", s(&out), "--device", "cpu", "--unit", "series", "--series-slices", "8"]);
     assert_eq!(code(&run), 0, "{}", stderr(&run));

@@ -43,3 +43,18 @@ pub fn vqa_rad() -> Option<PathBuf> {
         None
     }
 }
+
+/// The parity fixtures' tiny SigLIP tower (32 px, patch 8, hidden 32) copied into `root/siglip32`
+/// with a SigLIP processor config at its 32 px, as `encode` and `encode-archive` need.
+pub fn tiny_siglip_model(root: &Path) -> PathBuf {
+    let dir = root.join("siglip32");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(parity_fixtures().join("siglip_vision").join(f), dir.join(f)).expect("copy checkpoint");
+    }
+    let cfg_path = parity_fixtures().join("preprocess/siglip_224like/preprocessor_config.json");
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cfg_path).expect("read")).expect("json");
+    cfg["size"] = serde_json::json!({"height": 32, "width": 32});
+    std::fs::write(dir.join("preprocessor_config.json"), cfg.to_string()).expect("write");
+    dir
+}
