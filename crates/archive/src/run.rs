@@ -202,6 +202,7 @@ pub fn encode_archive(
     let skipped_lines: Vec<u8> = plan
         .skipped
         .iter()
+        .filter(|s| opts.shard.is_none_or(|sh| sh.owns(&s.partition)))
         .flat_map(|s| {
             let mut l = serde_json::to_vec(&serde_json::json!({
                 "source": relative(&opts.root, &s.source),

@@ -90,6 +90,8 @@ pub struct Skipped {
     /// For a duplicate: the identifier it shares with the file that was kept (raw UIDs; the
     /// writer hashes them under `--hash-uids`).
     pub duplicate_of: Option<String>,
+    /// Partition key, so that under `--shard` each file is listed by one task only.
+    pub partition: String,
 }
 
 /// The archive's work, ordered by identifier.
@@ -162,6 +164,7 @@ pub fn plan_archive(root: &Path, mode: UnitMode) -> WorkPlan {
         ..WorkPlan::default()
     };
     out.skipped.extend(plan.non_images.into_iter().map(|f| Skipped {
+        partition: format!("path:{}", relative(root, &f.source)),
         source: f.source,
         reason: f.error,
         duplicate_of: None,
@@ -226,6 +229,7 @@ pub fn plan_archive(root: &Path, mode: UnitMode) -> WorkPlan {
                 source: first_source(&job),
                 reason: format!("duplicate of {} (the same identifier)", first_source(kept).display()),
                 duplicate_of: Some(job.id.clone()),
+                partition: kept.partition.clone(),
             });
         } else {
             by_id.insert(job.id.clone(), job);

@@ -483,6 +483,15 @@ fn shards_partition_the_archive_and_merge_back() {
         per_task.push(jsonl(&split.join(format!("embeddings-s00{i}of003-00000.jsonl"))).len());
     }
     assert!(per_task.iter().all(|&n| n > 10), "every task got a fair part: {per_task:?}");
+    // Each skipped file is listed by exactly one task.
+    let mut skipped: Vec<String> = (0..3)
+        .flat_map(|i| jsonl(&split.join(format!("skipped-s00{i}of003.jsonl"))))
+        .map(|v| v["source"].as_str().unwrap().to_string())
+        .collect();
+    skipped.sort();
+    let mut whole_skipped: Vec<String> = jsonl(&whole.join("skipped.jsonl")).iter().map(|v| v["source"].as_str().unwrap().to_string()).collect();
+    whole_skipped.sort();
+    assert_eq!(skipped, whole_skipped);
     assert_eq!(per_task.iter().sum::<usize>(), manifest_rows(&whole).len());
     same_embeddings(&reference, &embeddings(&split), "three shards vs one run");
 
