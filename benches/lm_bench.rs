@@ -1,7 +1,7 @@
 //! Decoder prefill and decode throughput through medvqa, the Rust side of
 //! `benches/run_lm_bench.sh` (the reference side is `tools/parity/bench_torch_lm.py`).
 //!
-//!     lm_bench DIR [--device cpu|wgpu] [--runs 3] [--new-tokens 64]
+//!     lm_bench DIR [--device cpu|wgpu] [--runs 3] [--new-tokens 64] [--weights-dtype f32|stored|auto]
 //!
 //! DIR is a *ForCausalLM folder with `inputs.safetensors` (`input_ids`; row 0 is the prompt), or
 //! a folder of such folders (`tools/parity/make_lm_fixtures.py --big DIR` writes `llama` and
@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::prelude::*;
+use medvqa_model::checkpoint::WeightDtype;
 use medvqa_model::device::{select_device, DeviceChoice};
 use medvqa_model::tensor_io::TensorFile;
 use medvqa_model::text::{AttentionInput, TextDecoder};
@@ -36,17 +37,19 @@ fn run() -> Res<()> {
     let mut device = "cpu".to_string();
     let mut runs = 3usize;
     let mut new_tokens = 64usize;
+    let mut weights_dtype = WeightDtype::F32;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--device" => device = args.next().ok_or("--device needs a value")?,
             "--runs" => runs = args.next().ok_or("--runs needs a value")?.parse()?,
             "--new-tokens" => new_tokens = args.next().ok_or("--new-tokens needs a value")?.parse()?,
+            "--weights-dtype" => weights_dtype = args.next().ok_or("--weights-dtype needs a value")?.parse()?,
             "--bench" => {} // passed by `cargo bench`
             other if dir.is_none() => dir = Some(PathBuf::from(other)),
             other => return Err(format!("unexpected argument {other}").into()),
         }
     }
-    let dir = dir.ok_or("usage: lm_bench DIR [--device cpu|wgpu] [--runs N] [--new-tokens N]")?;
+    let dir = dir.ok_or("usage: lm_bench DIR [--device cpu|wgpu] [--runs N] [--new-tokens N] [--weights-dtype f32|stored|auto]")?;
     let selected = select_device(device.parse::<DeviceChoice>()?)?;
     let folders: Vec<PathBuf> = if dir.join("config.json").is_file() {
         vec![dir.clone()]
@@ -62,7 +65,7 @@ fn run() -> Res<()> {
         return Err(format!("{}: no config.json in it or in its subfolders", dir.display()).into());
     }
     for folder in folders {
-        bench_one(&folder, &selected.device, &selected.label, runs.max(1), new_tokens.max(2))?;
+        bench_one(&folder, &selected.device, &selected.label, runs.max(1), new_tokens.max(2), weights_dtype)?;
     }
     Ok(())
 }
@@ -81,9 +84,9 @@ fn argmax(v: &[f32]) -> u32 {
     best as u32
 }
 
-fn bench_one(folder: &Path, dev: &Device, label: &str, runs: usize, new_tokens: usize) -> Res<()> {
+fn bench_one(folder: &Path, dev: &Device, label: &str, runs: usize, new_tokens: usize, weights_dtype: WeightDtype) -> Res<()> {
     let t0 = Instant::now();
-    let loaded = TextDecoder::load(folder, dev)?;
+    let loaded = TextDecoder::load_with(folder, dev, weights_dtype)?;
     let model = &loaded.model;
     eprintln!("{}: loaded in {:.2} s on {label}", folder.display(), t0.elapsed().as_secs_f64());
     let (shape, ids) = TensorFile::open(&folder.join("inputs.safetensors"))?.i64("input_ids")?;
