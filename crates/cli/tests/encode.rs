@@ -18,7 +18,6 @@ use dicom_dictionary_std::tags;
 use medvqa_model::device::{select_device, DeviceChoice};
 use medvqa_model::tensor_io::TensorFile;
 use medvqa_model::vision::VisionTransformer;
-use serde_json::Value;
 use common::*;
 use support::*;
 
@@ -115,22 +114,6 @@ fn tensor(path: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
     TensorFile::open(path)
         .and_then(|f| f.f32(name))
         .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn jsonl(path: &Path) -> Vec<Value> {
-    fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display())))
-        .collect()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 #[test]

@@ -189,14 +189,6 @@ fn encode_archive(a: &Archive, out: &Path, extra: &[&str]) -> Output {
     medvqa(&args)
 }
 
-fn jsonl(path: &Path) -> Vec<Value> {
-    fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display())))
-        .collect()
-}
-
 /// Every manifest row of an output folder (all tasks), from the shard JSONL files.
 fn manifest_rows(out: &Path) -> Vec<Value> {
     let mut names: Vec<PathBuf> = fs::read_dir(out)
@@ -230,11 +222,6 @@ fn embeddings(out: &Path) -> BTreeMap<String, Vec<f32>> {
         assert!(prev.is_none(), "unit twice: {}", r["unit_id"]);
     }
     map
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 fn same_embeddings(a: &BTreeMap<String, Vec<f32>>, b: &BTreeMap<String, Vec<f32>>, what: &str) {

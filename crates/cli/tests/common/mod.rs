@@ -58,3 +58,18 @@ pub fn tiny_siglip_model(root: &Path) -> PathBuf {
     std::fs::write(dir.join("preprocessor_config.json"), cfg.to_string()).expect("write");
     dir
 }
+
+/// The JSON objects of a JSONL file (manifests, errors), panicking with the file and line.
+pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display())))
+        .collect()
+}
+
+/// Largest |a − b| over two vectors of one length.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
