@@ -30,8 +30,9 @@ fn tasks_in(dir: &Path) -> Result<Vec<(Layout, PathBuf)>, ArchiveError> {
         let shard = if name == "run.json" {
             None
         } else if let Some(tag) = name.strip_prefix("run-").and_then(|r| r.strip_suffix(".json")) {
+            // `sIIIofNNN`, as `ShardSpec::tag` writes it.
             let Some((i, n)) = tag.strip_prefix('s').and_then(|t| t.split_once("of")) else { continue };
-            match ShardSpec::parse(&format!("{}/{}", i.trim_start_matches('0').parse::<usize>().unwrap_or(0), n.trim_start_matches('0'))) {
+            match ShardSpec::parse(&format!("{i}/{n}")) {
                 Ok(s) => Some(s),
                 Err(_) => continue,
             }

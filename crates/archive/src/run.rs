@@ -439,7 +439,7 @@ fn write_run_json(
         shards,
     };
     let bytes = serde_json::to_vec_pretty(&run).map_err(|e| ArchiveError::Internal(e.to_string()))?;
-    write_atomic(&layout.run_json(), &bytes)
+    Ok(write_atomic(&layout.run_json(), &bytes)?)
 }
 
 /// An identifier as written: the UIDs in it keyed-hashed under `--hash-uids`.
@@ -615,8 +615,9 @@ impl Ctx<'_> {
                 _ => job.facts.depth.map(|d| d as usize),
             };
             row.pooled_indices = depth
-                .filter(|&d| sample_slice_indices(d, self.opts.series_slices).len() == n)
-                .map(|d| sample_slice_indices(d, self.opts.series_slices).into_iter().map(|i| i as i64).collect());
+                .map(|d| sample_slice_indices(d, self.opts.series_slices))
+                .filter(|indices| indices.len() == n)
+                .map(|indices| indices.into_iter().map(|i| i as i64).collect());
             return Ok(vec![PreparedUnit { row, pixels: data.to_vec(), plane, count: n }]);
         }
         Ok((0..n)

@@ -163,32 +163,9 @@ impl Layout {
     }
 }
 
-/// The hidden temporary name `path` is written under before it is renamed into place.
-pub fn partial_path(path: &Path) -> PathBuf {
-    let mut name = std::ffi::OsString::from(".");
-    name.push(path.file_name().unwrap_or_default());
-    name.push(format!(".partial-{}", std::process::id()));
-    path.with_file_name(name)
-}
-
-/// Writes `bytes` to `path` atomically: temporary file, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
-    use std::io::Write;
-    let tmp = partial_path(path);
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_error(&tmp, e));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io_error(path, e)
-    })
-}
+/// Atomic writes shared with `medvqa encode` and the tensor writer (temporary name, fsync,
+/// rename), so every output of the project is committed the same way.
+pub use medvqa_model::tensor_io::{partial_path, write_atomic};
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,7 @@ use medvqa_ingest::lut::{Voi, Window};
 use medvqa_ingest::model_input::{HfOptions, Pipeline};
 use medvqa_ingest::pipeline::{self, Failure, Item, ItemKind, Job, Options};
 use medvqa_model::device::{select_device, DeviceChoice};
-use medvqa_model::tensor_io::TensorWriter;
+use medvqa_model::tensor_io::{write_atomic, TensorWriter};
 use medvqa_model::vision::VisionTransformer;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -565,20 +565,6 @@ fn read<const D: usize>(t: Tensor<D>) -> anyhow::Result<Vec<f32>> {
         .map_err(|e| anyhow::anyhow!("reading results from the device: {e:?}"))?;
     data.try_into_vec::<f32>()
         .map_err(|e| anyhow::anyhow!("reading results from the device: {e:?}"))
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
-fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(path.file_name().unwrap_or_default());
-    tmp_name.push(format!(".partial-{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            anyhow::anyhow!("cannot write {}: {e}", path.display())
-        })
 }
 
 /// Progress on stderr: a live line on a terminal, a line every few seconds otherwise.

@@ -296,6 +296,41 @@ fn le<const N: usize, T>(bytes: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
         .collect()
 }
 
+/// The hidden temporary name `path` is written under before it is renamed into place:
+/// `.NAME.partial-PID` beside it, so a reader never sees half a file and a killed writer's
+/// leftover is recognisable.
+pub fn partial_path(path: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".partial-{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Writes `bytes` to `path` atomically: to [`partial_path`], synced, then renamed over `path`
+/// (replacing a file already there; refusing to is the caller's decision).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if path.file_name().is_none() {
+        return Err(TensorIoError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"),
+        });
+    }
+    let tmp = partial_path(path);
+    let written = (|| -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(source) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(TensorIoError::Io { path: tmp, source });
+    }
+    std::fs::rename(&tmp, path).map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        TensorIoError::Io { path: path.to_path_buf(), source }
+    })
+}
+
 /// A tensor held by [`TensorWriter`]: dtype, shape, little-endian bytes.
 #[derive(Debug, Clone)]
 struct Owned {
@@ -374,31 +409,7 @@ impl TensorWriter {
             path: path.to_path_buf(),
             reason: format!("cannot serialise: {e}"),
         })?;
-        let io = |p: &Path| {
-            let p = p.to_path_buf();
-            move |source: std::io::Error| TensorIoError::Io { path: p, source }
-        };
-        let file_name = path.file_name().ok_or_else(|| TensorIoError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"),
-        })?;
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(file_name);
-        tmp_name.push(format!(".partial-{}", std::process::id()));
-        let tmp = path.with_file_name(tmp_name);
-        let written = (|| -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io(&tmp)(e));
-        }
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io(path)(e)
-        })
+        write_atomic(path, &bytes)
     }
 
     /// Names of the tensors added so far, sorted.
